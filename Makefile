@@ -45,7 +45,8 @@ demo: install
 	$(BIN)/python -m skyt1.demo --run-dir $(RUN)
 
 reproduce: install
-	$(BIN)/skyt1 reproduce --recipe $(RECIPE) $(if $(YES),--yes,)
+	$(BIN)/skyt1 reproduce --recipe $(RECIPE) $(if $(YES),--yes,) $(if $(LOCAL),--local --run-dir $(RUN),) \
+	  $(if $(BUCKET),--bucket $(BUCKET),) $(if $(PHASES),--phases $(PHASES),)
 
 cost: install
 	$(BIN)/skyt1 cost --recipe $(RECIPE)

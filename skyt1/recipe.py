@@ -109,6 +109,9 @@ class ReformatConfig(Strict):
     mode: Literal["llm", "rule", "auto"] = "llm"  # auto: rule where <think> tags exist, else llm
     api: ApiModel = ApiModel(temperature=0.7, max_tokens=16384)
     max_attempts: int = 3
+    # Sources whose own worked solutions become traces as given (reformat_method "as_given"); they are
+    # verified by `filter` like teacher traces. Used by the tiny recipe's demo problems.
+    as_given_sources: list[str] = Field(default_factory=list)
 
 
 class FilterConfig(Strict):
@@ -200,6 +203,20 @@ class CostModel(Strict):
     spot_recovery_hours: float = 0.25
     usd_per_gpu_hour: dict[str, float] = Field(default_factory=dict)  # overrides the price table
     prices_as_of: str = "2025-01"
+    # Work sizes (skyt1.cloud.cost): stated estimates where the recipe cannot know them before running.
+    expected_problems: dict[str, int] = Field(default_factory=dict)  # source name -> problems after selection
+    default_problems_per_source: int = 5000  # for sources without an estimate, a count or a row range
+    train_params: float | None = None  # parameters of the trained model; None: from its name (e.g. "32B")
+    train_samples: int | None = None  # None: the sum of assemble.mixture
+    api_prompt_tokens: int = 600  # instruction tokens around each label/reformat request
+    label_output_tokens: int = 200
+    api_s_per_request: float = 20.0  # latency of one API request (label, reformat)
+    filter_cpu_s_per_sample: float = 2.0  # CPU seconds to verify one sample (code tests dominate)
+    gen_flush_samples: int = 64  # samples lost at a preemption of a generation phase (one unflushed shard)
+    benchmark_sizes: dict[str, int] = Field(
+        default_factory=lambda: {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "gpqa_diamond": 198,
+                                 "livecodebench": 511, "minerva_math": 272, "olympiadbench": 675}
+    )
 
 
 class Recipe(Strict):
@@ -280,6 +297,27 @@ def _format_errors(path: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _set_dotted(data: dict, dotted: str, value: Any, path: Path) -> None:
+    """Set `a.b.0.c` inside nested mappings and lists, creating missing mappings on the way."""
+    *parents, leaf = dotted.split(".")
+    node: Any = data
+    for i, key in enumerate([*parents, leaf]):
+        last = i == len(parents)
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise RecipeError(f"{path}: --set {dotted}: {key!r} is not an index of the list (0..{len(node) - 1})")
+            key = int(key)
+        elif not isinstance(node, dict):
+            where = ".".join(dotted.split(".")[:i])
+            raise RecipeError(f"{path}: --set {dotted}: {where} is {node!r}, not a mapping or list")
+        if last:
+            node[key] = value
+        else:
+            if isinstance(node, dict) and node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+
+
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Load and validate a recipe file. `overrides` maps dotted paths to values (e.g. {"train.max_steps": 5})."""
     path = Path(path)
@@ -287,16 +325,15 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file (recipes ship in recipes/*.yaml)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{path}: cannot read the recipe file: {e}") from None
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a YAML mapping, got {type(data).__name__}")
+        what = "empty" if data is None else f"a {type(data).__name__}"
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping of fields, but the file is {what}")
     for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        _set_dotted(data, dotted, value, path)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as e:
@@ -320,6 +357,6 @@ def summarize(recipe: Recipe) -> str:
         f"  train: {t.base_model}, {t.finetuning_type}, cutoff {t.cutoff_len}, global batch {global_batch}, "
         f"lr {t.learning_rate}, {t.num_train_epochs:g} epochs, deepspeed {t.deepspeed}",
         f"  eval: {', '.join(recipe.eval.benchmarks)}",
-        f"  budget: {'$%.0f' % recipe.budget_usd if recipe.budget_usd else 'none'}",
+        f"  budget: {'none' if recipe.budget_usd is None else f'${recipe.budget_usd:.0f}'}",
     ]
     return "\n".join(lines)

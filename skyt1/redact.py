@@ -15,11 +15,15 @@ import re
 from typing import Any
 
 MARK = "<redacted>"
-# Whole name parts only: HF_TOKEN and api_key are secret, max_tokens and tokenizer are not.
-_SECRET_NAME = re.compile(
-    r"(?:^|[_\-])(api[_\-]?key|token|secret|password|passwd|credentials?|authorization|private[_\-]?key)(?:$|[_\-])",
-    re.I,
-)
+
+# A name is split into lower-case words (snake, kebab, dotted and camelCase); whole words decide, so
+# `HF_TOKEN` and `api_key` are secret while `max_tokens`, `token_ids` and `tokenizer` are not.
+_SECRET_WORDS = {"secret", "password", "passwd", "passphrase", "credential", "credentials", "authorization",
+                 "apikey"}
+_SECRET_PAIRS = {("api", "key"), ("api", "keys"), ("private", "key"), ("secret", "key")}
+# `<word>_token` is secret except tokenizer special tokens (`eos_token: "<|endoftext|>"` is configuration).
+_SPECIAL_TOKENS = {"eos", "bos", "pad", "unk", "sep", "cls", "mask", "stop", "start", "end", "special",
+                   "image", "video", "audio", "think"}
 _SECRET_SHAPES = re.compile(
     r"(sk-[A-Za-z0-9_\-]{16,}"  # OpenAI and compatible
     r"|hf_[A-Za-z0-9]{20,}"  # Hugging Face
@@ -29,8 +33,29 @@ _SECRET_SHAPES = re.compile(
 _MIN_SECRET_LEN = 8  # shorter env values (e.g. "1") would redact ordinary text
 
 
+def _words(name: str) -> list[str]:
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a dict key or variable name holds a secret value (names ending in `_env` hold names)."""
+    words = _words(key)
+    if not words or words[-1] in ("env", "envs"):
+        return False
+    if _SECRET_WORDS.intersection(words) or _SECRET_PAIRS.intersection(zip(words, words[1:], strict=False)):
+        return True
+    return words[-1] == "token" and (len(words) == 1 or words[-2] not in _SPECIAL_TOKENS)
+
+
+def _is_secret_env_name(name: str) -> bool:
+    # Environment variables named *_KEY (SKYT1_DEMO_KEY, ANTHROPIC_KEY) are secrets too; dict keys such as
+    # `row_key` are not, which is why this is wider than is_secret_key.
+    return is_secret_key(name) or _words(name)[-1:] == ["key"]
+
+
 def _env_secrets() -> list[str]:
-    vals = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_SECRET_LEN}
+    vals = {v for k, v in os.environ.items() if len(v) >= _MIN_SECRET_LEN and _is_secret_env_name(k)}
     return sorted(vals, key=len, reverse=True)
 
 
@@ -41,15 +66,16 @@ def redact_text(text: str, env_secrets: list[str] | None = None) -> str:
     return _SECRET_SHAPES.sub(MARK, text)
 
 
-def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_NAME.search(key)) and not key.endswith("_env") and not key.endswith("_envs")
+def env_secrets() -> list[str]:
+    """The secret values present in the environment now; pass to `redact` to scrub many objects at once."""
+    return _env_secrets()
 
 
 def redact(obj: Any, _env: list[str] | None = None) -> Any:
     """A copy of `obj` (JSON-like) with every secret replaced by a marker."""
     env = _env if _env is not None else _env_secrets()
     if isinstance(obj, dict):
-        return {k: (MARK if isinstance(k, str) and is_secret_key(k) and v not in (None, "", [])
+        return {k: (MARK if isinstance(k, str) and is_secret_key(k) and v not in (None, "", [], {})
                     else redact(v, env)) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [redact(v, env) for v in obj]
@@ -59,18 +85,38 @@ def redact(obj: Any, _env: list[str] | None = None) -> Any:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that scrubs the formatted message of every record it sees."""
+    """A logging filter that scrubs the formatted message (and traceback) of every record it sees."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        clean = redact_text(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
+        _scrub(record)
         return True
 
 
+def _scrub(record: logging.LogRecord) -> None:
+    msg = record.getMessage()
+    clean = redact_text(msg)
+    if clean != msg:
+        record.msg, record.args = clean, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact_text(record.exc_text)
+
+
 def install_log_redaction() -> None:
+    """Scrub every log record, whichever logger made it and whichever handler is added later."""
     root = logging.getLogger()
     for handler in root.handlers or []:
-        handler.addFilter(RedactingFilter())
-    root.addFilter(RedactingFilter())
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "_skyt1_redacting", False):
+        return
+
+    def redacting_factory(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        _scrub(record)
+        return record
+
+    redacting_factory._skyt1_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting_factory)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from skyt1.redact import redact
+from skyt1.redact import env_secrets, redact, redact_text
 
 DONE = "_DONE.json"
 
@@ -86,7 +86,7 @@ class S3Backend:
     by botocore's standard retry mode with exponential backoff; `AWS_ENDPOINT_URL` selects another
     S3-compatible server (MinIO, R2, a test server)."""
 
-    def __init__(self, uri: str, max_attempts: int = 8):
+    def __init__(self, uri: str, max_attempts: int | None = None):
         import boto3
         from botocore.config import Config
 
@@ -96,22 +96,40 @@ class S3Backend:
             raise StoreError(f"{uri}: no bucket name; expected s3://BUCKET/PREFIX")
         self.prefix = prefix.strip("/")
         self.uri = uri.rstrip("/")
+        if max_attempts is None:
+            max_attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 8)
+        self.max_attempts = max_attempts
         config = Config(
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},  # the first try included
             connect_timeout=10,
             read_timeout=60,
         )
-        self.client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config)
-        self._checked = False
+        self.endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+        # An own session, not boto3's process-wide default one: that one caches the credentials it first
+        # found, and its client creation is not thread-safe.
+        self.client = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, fn, **kwargs):
-        from botocore.exceptions import ClientError, NoCredentialsError
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
 
+        where = f"{self.uri}: S3 {fn.__name__} {kwargs.get('Key') or kwargs.get('Prefix') or ''}".rstrip()
         try:
             return fn(Bucket=self.bucket, **kwargs)
+        except (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError) as e:
+            raise StoreError(
+                f"{where} failed after {self.max_attempts} attempts: {e}; check the network and "
+                f"AWS_ENDPOINT_URL ({self.endpoint or 'AWS default'}), then re-run the same command (it resumes)"
+            ) from None
         except NoCredentialsError:
             raise StoreError(
                 f"{self.uri}: no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
@@ -127,6 +145,12 @@ class S3Backend:
             if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
                 raise StoreError(
                     f"{self.uri}: access denied ({code}); check the credentials and the bucket policy"
+                ) from None
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if status >= 500 or code in ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout"):
+                raise StoreError(
+                    f"{where} failed after {self.max_attempts} attempts (HTTP {status} {code}): the S3 server "
+                    "is failing or throttling; wait and re-run the same command (it resumes)"
                 ) from None
             raise
 
@@ -211,9 +235,10 @@ class ShardWriter:
         self.written = 0
 
     def write(self, record: dict) -> None:
-        if "id" not in record:
-            raise ValueError("every record needs an 'id'")
-        self.buffer.append(redact(record))
+        rid = record.get("id")
+        if not isinstance(rid, str) or not rid or "\n" in rid:
+            raise ValueError(f"every record needs a non-empty one-line string 'id', got {rid!r}")
+        self.buffer.append(record)
         if len(self.buffer) >= self.flush_every:
             self.flush()
 
@@ -228,7 +253,8 @@ class ShardWriter:
         name = f"part-{self.tag + '-' if self.tag else ''}{stamp}"
         base = f"{self.phase.name}/{self.stream}/{name}"
         be = self.phase.backend
-        be.write_bytes(base + ".jsonl", _jsonl(self.buffer))
+        env = env_secrets()
+        be.write_bytes(base + ".jsonl", _jsonl(redact(r, env) for r in self.buffer))
         # The sidecar comes second: a shard without one is still read (see PhaseDir.ids).
         be.write_bytes(base + ".ids", "\n".join(r["id"] for r in self.buffer).encode())
         self.written += len(self.buffer)
@@ -275,7 +301,13 @@ class PhaseDir:
         return done
 
     def _read_shard(self, key: str) -> list[dict]:
-        return [json.loads(line) for line in self.backend.read_bytes(key).decode().splitlines() if line.strip()]
+        try:
+            return [json.loads(line) for line in self.backend.read_bytes(key).decode().splitlines() if line.strip()]
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise StoreError(
+                f"{self.backend.uri}/{key}: corrupt shard ({e}); it was not written by skyt1's atomic writer. "
+                "Delete it and re-run the phase (it resumes without the deleted records)"
+            ) from None
 
     def records(self, stream: str = "records") -> Iterator[dict]:
         """Every record of a stream, each id once (the first shard written wins), in id order."""
@@ -303,7 +335,7 @@ class PhaseDir:
         return self.backend.exists(f"{self.name}/{name}")
 
     def write_text(self, name: str, text: str) -> None:
-        self.backend.write_bytes(f"{self.name}/{name}", text.encode())
+        self.backend.write_bytes(f"{self.name}/{name}", redact_text(text).encode())
 
     def read_text(self, name: str) -> str:
         return self.backend.read_bytes(f"{self.name}/{name}").decode()
@@ -359,6 +391,7 @@ class PhaseDir:
             "config": config or {},
             **(extra or {}),
         }
+        manifest = redact(manifest)
         self.write_json(DONE, manifest)
         return manifest
 

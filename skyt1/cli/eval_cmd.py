@@ -1,0 +1,136 @@
+"""`skyt1 eval` (benchmarks against any model) and `skyt1 tiny-model` (a tiny random model for demos/tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+EVAL_HELP = """Evaluate a model on benchmarks: avg@n +- standard error, pass@k, per-sample JSONL.
+
+\b
+Benchmarks (comma separated): aime24 (alias aime), aime25, amc23, math500, gpqa_diamond (alias gpqa),
+livecodebench[_easy|_medium|_hard][@release_vN] (default release_v2), olympiadbench, minerva, gsm8k,
+mmlu, mmlu_pro, arc_c, humaneval, mbpp.
+
+\b
+Data: from the Hugging Face hub, or with --data-dir DIR (env SKYT1_DATA_DIR) from local files laid out as
+DIR/math500/test.jsonl, DIR/aime24/test.jsonl, DIR/aime25/aime25.json, DIR/gpqa_diamond/gpqa_diamond.csv,
+DIR/livecodebench/test*.jsonl, ... Every benchmark is loaded before generation starts.
+GPQA is gated: without access (accepted terms at huggingface.co/datasets/Idavidrein/gpqa + HF_TOKEN, or a
+local copy) the command fails before generating anything; --skip-unavailable evaluates the other
+benchmarks instead and reports GPQA as skipped, with how to get it, in summary.json/summary.md.
+
+\b
+Sampling defaults follow the common protocol for reasoning models: --temperature 0.6 --top-p 0.95
+--max-tokens 32768, n=1 (use --n 8..64 for AIME). Sample k of each problem uses seed --seed + k.
+System prompt: the Sky-T1 prompt for Sky-T1 models, the Qwen CoT prompt for Qwen/QwQ models, none
+otherwise; --system-prompt TEXT (or @FILE, or "none") overrides it.
+
+\b
+Results in --output-dir: <benchmark>/samples.jsonl (written as samples finish), <benchmark>/summary.json,
+summary.json, summary.md. Re-running the same command resumes; --rescore re-scores existing samples.
+"""
+
+
+@click.command("eval", help=EVAL_HELP)
+@click.option("--benchmarks", "-b", required=True, help="Comma-separated benchmark names, e.g. aime,math500,gpqa.")
+@click.option("--model", "-m", default=None, help="Hub id, local model directory, or served model name (openai).")
+@click.option("--revision", default=None, help="Model revision (commit, tag or branch) to pin.")
+@click.option("--backend", type=click.Choice(["vllm", "openai", "hf"]), default="vllm", show_default=True)
+@click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend).")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Name of the variable holding the API key (openai backend).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per problem.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first K problems per benchmark.")
+@click.option("--output-dir", "-o", default=None, help="Results folder [default: eval-results/<model name>].")
+@click.option("--data-dir", envvar="SKYT1_DATA_DIR", default=None, help="Read benchmarks from local files here.")
+@click.option("--temperature", type=float, default=0.6, show_default=True)
+@click.option("--top-p", type=float, default=0.95, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=32768, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; sample k uses seed + k.")
+@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--data-parallel-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--dtype", default="bfloat16", show_default=True)
+@click.option("--max-model-len", type=int, default=None, help="vLLM context length.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="hf backend batch.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Requests in flight (openai backend).")
+@click.option("--system-prompt", default=None, help='System prompt text, @FILE, or "none".')
+@click.option("--prompt-mode", type=click.Choice(["skyt1", "default"]), default="skyt1", show_default=True,
+              help="skyt1: the Sky-T1 evaluation prompts; default: plain instructions.")
+@click.option("--rescore", is_flag=True, help="Re-score the samples in --output-dir; generate nothing.")
+@click.option("--skip-unavailable", is_flag=True, help="Skip (and report) benchmarks that cannot be loaded.")
+@click.option("--scoring-workers", type=click.IntRange(min=1), default=None, help="[default: all cores]")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def eval_cmd(benchmarks, model, revision, backend, base_url, api_key_env, n, limit, output_dir, data_dir,
+             temperature, top_p, max_tokens, seed, tensor_parallel_size, data_parallel_size, dtype, max_model_len,
+             batch_size, concurrency, system_prompt, prompt_mode, rescore, skip_unavailable, scoring_workers,
+             quiet):
+    from skyt1.data.benchmarks import load_tasks
+    from skyt1.data.hub import DatasetUnavailable
+    from skyt1.engines import EngineUnavailable, make_engine
+    from skyt1.evaluation.runner import EvalError, Sampling, Scoring, evaluate
+    from skyt1.recipe import Engine as EngineConfig
+
+    if model is None and not rescore:
+        raise click.UsageError("--model is required (except with --rescore)")
+    if output_dir is None:
+        if model is None:
+            raise click.UsageError("--rescore needs --output-dir")
+        output_dir = str(Path("eval-results") / Path(model.rstrip("/")).name)
+    names = [b for b in benchmarks.split(",") if b.strip()]
+    system = _system_prompt(system_prompt, model)
+    try:
+        tasks, skipped = load_tasks(names, data_dir=data_dir, limit=limit, prompt_mode=prompt_mode,
+                                    system_prompt=system, skip_unavailable=skip_unavailable)
+        for name, reason in skipped.items():
+            click.echo(f"skipping {name}: {reason}", err=True)
+        if not tasks:
+            raise click.ClickException("no benchmark could be loaded; nothing to evaluate")
+        sampling = Sampling(temperature, top_p, max_tokens, seed)
+        scoring = Scoring(workers=scoring_workers)
+        if rescore:
+            summary = evaluate(None, tasks, output_dir=output_dir, n=n, sampling=sampling, scoring=scoring,
+                               rescore=True, skipped=skipped, progress=not quiet)
+        else:
+            cfg = EngineConfig(backend=backend, model=model, revision=revision, dtype=dtype,
+                               tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
+                               max_model_len=max_model_len, base_url=base_url, api_key_env=api_key_env,
+                               concurrency=concurrency, batch_size=batch_size)
+            with make_engine(cfg) as engine:
+                summary = evaluate(engine, tasks, output_dir=output_dir, n=n, sampling=sampling,
+                                   scoring=scoring, skipped=skipped, progress=not quiet)
+    except (DatasetUnavailable, EngineUnavailable, EvalError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo((Path(output_dir) / "summary.md").read_text())
+    if not summary["complete"]:
+        raise click.ClickException(
+            f"some samples failed to generate (see {output_dir}/*/summary.json); run the same command again "
+            "to generate the missing ones"
+        )
+
+
+def _system_prompt(option: str | None, model: str | None) -> str | None:
+    from skyt1.data.prompts import system_prompt_for
+
+    if option is None:
+        return system_prompt_for(model) if model else None
+    if option.lower() == "none":
+        return None
+    if option.startswith("@"):
+        path = Path(option[1:]).expanduser()
+        if not path.is_file():
+            raise click.BadParameter(f"{path}: no such file", param_hint="--system-prompt")
+        return path.read_text().strip()
+    return option
+
+
+@click.command("tiny-model")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True, help="Weights seed (the tokenizer is fixed).")
+def tiny_model(out_dir: str, seed: int) -> None:
+    """Build a tiny random Qwen2-architecture chat model in OUT_DIR (offline, seconds) for demos and tests."""
+    from skyt1.tiny_model import build_tiny_model
+
+    click.echo(str(build_tiny_model(out_dir, seed=seed)))

@@ -1,0 +1,35 @@
+"""`skyt1 score`: re-score a JSONL file of responses."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--scorer", type=click.Choice(["math", "choice", "code"]), required=True, help="Which scorer judges the rows.")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Input JSONL.")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="Output JSONL.")
+@click.option("--timeout", "timeout_s", type=float, default=None, help="Seconds per math answer / per code test.")
+@click.option("--memory-mb", type=int, default=None, help="Memory limit per code test process (MiB).")
+@click.option("--workers", type=int, default=None, help="Parallel workers (default: CPU count).")
+def score(scorer: str, input_path: str, output_path: str, timeout_s: float | None, memory_mb: int | None,
+          workers: int | None) -> None:
+    """Score responses: rows {"id","response","reference"} (math, choice) or {"id","response","tests"} (code).
+
+    Writes the rows with correct, extracted, status, passed, total added. Invalid rows are written with
+    status invalid_input and reported by line number; the exit code is then non-zero.
+    """
+    from skyt1.scoring.jsonl import score_file
+
+    summary = score_file(scorer, input_path, output_path, workers=workers, timeout_s=timeout_s,
+                         memory_mb=memory_mb)
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items()))
+    click.echo(f"{summary.correct}/{summary.rows} correct ({statuses}) -> {output_path}")
+    if summary.invalid_lines:
+        for number, reason in summary.invalid_lines[:20]:
+            click.echo(f"{input_path}:{number}: invalid row: {reason}", err=True)
+        more = len(summary.invalid_lines) - 20
+        if more > 0:
+            click.echo(f"... and {more} more invalid rows", err=True)
+        raise click.ClickException(f"{len(summary.invalid_lines)} invalid row(s) were written with status "
+                                   "invalid_input; fix them and run again") from None

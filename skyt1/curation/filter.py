@@ -1,0 +1,114 @@
+"""Phase `filter`: rejection sampling. Math solutions must match the reference answer, code solutions must
+pass the problem's unit tests in the sandbox (a crash, a timeout or a wrong output is a failure).
+
+Scoring writes a `verdicts` stream (resumable); the selection then derives `records` (correct, at most
+`max_correct_per_problem` per problem, lowest sample index first) and `rejected` (with the scorer's status
+as reason) from it. Records without a reference or tests are quarantined.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import as_completed
+
+from skyt1.curation.common import progress, recipe_digest, upstream
+from skyt1.curation.sharegpt import solution_of
+from skyt1.recipe import Recipe
+from skyt1.store import PhaseDir, RunDir
+
+NAME = "filter"
+DERIVED = ("records", "rejected")
+
+
+def target_of(rec: dict) -> tuple[str, object] | None:
+    if rec["domain"] == "math" and rec.get("reference") not in (None, ""):
+        return "math", rec["reference"]
+    if rec["domain"] == "code" and isinstance(rec.get("tests"), dict):
+        return "code", rec["tests"]
+    return None
+
+
+def _score(recipe: Recipe, ph: PhaseDir, todo: list[dict]) -> None:
+    from skyt1.scoring import ScoringPool
+
+    cfg = recipe.filter
+    timeouts = {"math": cfg.math_timeout_s, "code": cfg.code_timeout_s}
+    kinds = {target_of(r)[0] for r in todo}
+    pools = {k: ScoringPool(cfg.workers, timeouts[k], cfg.memory_mb) for k in kinds}
+    try:
+        futures = {}
+        for rec in todo:
+            kind, target = target_of(rec)
+            futures[pools[kind].submit(kind, solution_of(rec["trace"]), target)] = rec
+        with ph.writer("verdicts", flush_every=64) as w:
+            for fut in progress(as_completed(futures), len(futures), "filter"):
+                rec = futures[fut]
+                try:
+                    v = fut.result()
+                except Exception as e:  # a scorer crash is this record's failure, not the phase's
+                    v = {"correct": False, "status": f"scorer error: {type(e).__name__}: {e}", "extracted": None,
+                         "passed": 0, "total": 0}
+                verdict = {k: v.get(k) for k in ("correct", "status", "extracted", "passed", "total")}
+                w.write({**rec, "verdict": verdict})
+    finally:
+        for p in pools.values():
+            p.close()
+
+
+def select(verdicts: list[dict], k: int | None) -> tuple[list[dict], list[dict]]:
+    """Keep correct records, at most k per problem (lowest sample index, then id, first)."""
+    keep, reject = [], []
+    per_problem: dict[str, list[dict]] = defaultdict(list)
+    for r in verdicts:
+        if r["verdict"]["correct"]:
+            per_problem[r["problem_id"]].append(r)
+        else:
+            reject.append({**r, "reason": r["verdict"]["status"] or "incorrect"})
+    for group in per_problem.values():
+        group.sort(key=lambda r: (str(r.get("sample_index")), r["id"]))
+        limit = len(group) if k is None else k
+        keep += group[:limit]
+        reject += [{**r, "reason": f"over max_correct_per_problem={k}"} for r in group[limit:]]
+    return keep, reject
+
+
+def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
+    src_ph, src_digest = upstream(run, "reformat")
+    inputs = {"reformat": src_digest}
+    digest = recipe_digest(recipe, "filter")
+    ph = run.phase(NAME)
+    if not force and ph.is_complete(digest, inputs):
+        return ph.manifest()
+    if force:
+        for key in ph.backend.list(ph.name):
+            ph.backend.delete(key)
+    t0 = time.time()
+    done = ph.ids("verdicts") | ph.ids("quarantine")
+    todo, n_in = [], 0
+    with ph.writer("quarantine") as qw:
+        for rec in src_ph.records():
+            n_in += 1
+            if rec["id"] in done:
+                continue
+            if target_of(rec) is None:
+                qw.write({**rec, "reason": f"{rec['domain']} record without a reference answer or tests"})
+            else:
+                todo.append(rec)
+    if todo:
+        _score(recipe, ph, todo)
+    verdicts = list(ph.records("verdicts"))
+    keep, reject = select(verdicts, recipe.filter.max_correct_per_problem)
+    for stream in DERIVED:  # derived from verdicts: rewrite whole
+        for key in ph.backend.list(f"{ph.name}/{stream}"):
+            ph.backend.delete(key)
+    for stream, rows in (("records", keep), ("rejected", reject)):
+        with ph.writer(stream, flush_every=256) as w:
+            w.write_many(rows)
+    quarantined = ph.count("quarantine")
+    counts = {"in": n_in, "out": len(keep), "scored": len(verdicts),
+              "rejected": dict(Counter(r["reason"] for r in reject)) | ({"quarantine": quarantined} if quarantined else {}),
+              "by_domain": dict(Counter(r["domain"] for r in keep)),
+              "by_method": dict(Counter(r.get("reformat_method") for r in keep))}
+    return ph.write_manifest(recipe_digest=digest, inputs=inputs, counts=counts, started_at=t0,
+                             config=recipe.filter.model_dump(mode="json"))

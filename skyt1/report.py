@@ -1,0 +1,522 @@
+"""The run report: what each phase did, what it cost, how training and evaluation went.
+
+`write_report(run)` reads only the run directory (phase manifests, rejected/removed streams, the loss log,
+the eval summary) and writes `RUN/report/report.md` and a self-contained `RUN/report/report.html` (inline
+CSS and SVG, nothing fetched at view time). A phase that has not run is shown as "not run". Local stand-ins
+(transformers instead of vLLM, a loopback server instead of the OpenAI API, generated demo problems) are
+named from the recorded configuration, so a demo result is never mistaken for the real recipe's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+from urllib.parse import urlparse
+
+from skyt1.recipe import PHASES, Recipe
+from skyt1.report_assets import svg
+from skyt1.report_assets.style import CSS
+from skyt1.store import PhaseDir, RunDir, canonical_digest
+
+NAME = "report"
+PIPELINE = tuple(p for p in PHASES if p != NAME)
+REJECT_STREAMS = ("rejected", "quarantine", "removed")
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+# ------------------------------------------------------------------------------------------- collecting
+
+
+@dataclass
+class PhaseInfo:
+    name: str
+    status: str  # complete | incomplete | not run
+    manifest: dict | None = None
+    records_so_far: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict:
+        return (self.manifest or {}).get("counts") or {}
+
+    @property
+    def wall_time_s(self) -> float | None:
+        return (self.manifest or {}).get("wall_time_s")
+
+    @property
+    def cost_usd(self) -> float | None:
+        return (self.manifest or {}).get("cost_usd")
+
+    @property
+    def config(self) -> dict:
+        return (self.manifest or {}).get("config") or {}
+
+
+@dataclass
+class ReportData:
+    uri: str
+    generated_at: float
+    phases: list[PhaseInfo]
+    recipe: dict | None
+    recipe_digest: str | None
+    standins: list[str]
+    token_lengths: dict[str, list[int]]
+    loss: list[tuple[float, float]]
+    eval_rows: list[dict]
+    eval_config: dict
+
+
+def _flat_counts(counts: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in counts.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _flat_counts(v, key + ".")
+        else:
+            out.append((key, v))
+    return out
+
+
+def _reason_of(record: dict) -> str:
+    for key in ("reason", "status"):
+        if isinstance(record.get(key), str):
+            return record[key]
+    verdict = record.get("verdict")
+    if isinstance(verdict, dict) and isinstance(verdict.get("status"), str):
+        return verdict["status"]
+    return "unspecified"
+
+
+def _rejections(ph: PhaseDir, manifest: dict | None) -> dict[str, int]:
+    """Rejected/removed/quarantined records by reason: the manifest's own breakdown when it has one,
+    otherwise counted from the streams themselves."""
+    counts = (manifest or {}).get("counts") or {}
+    for key, value in counts.items():
+        if any(w in key for w in ("reason", "reject", "removed", "quarantine")) and isinstance(value, dict):
+            if value and all(isinstance(v, int) for v in value.values()):
+                return {reason: n for reason, n in value.items() if n}
+    found: Counter[str] = Counter()
+    for stream in REJECT_STREAMS:
+        if stream in ph.streams():
+            for r in ph.records(stream):
+                found[f"{stream}: {_reason_of(r)}" if stream != "rejected" else _reason_of(r)] += 1
+    return dict(found)
+
+
+def _phase_info(run: RunDir, name: str) -> PhaseInfo:
+    ph = run.phase(name)
+    manifest = ph.manifest()
+    if manifest is not None:
+        return PhaseInfo(name, "complete", manifest, rejections=_rejections(ph, manifest))
+    streams = ph.streams()
+    if streams:
+        return PhaseInfo(name, "incomplete", records_so_far=sum(ph.count(s) for s in streams))
+    return PhaseInfo(name, "not run")
+
+
+def _read_jsonl(ph: PhaseDir, name: str) -> list[dict]:
+    try:
+        text = ph.read_text(name)
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written while we read; the rest of the curve still stands
+    return out
+
+
+def _loss_curve(run: RunDir, train: PhaseInfo) -> list[tuple[float, float]]:
+    rows = _read_jsonl(run.phase("train"), "loss.jsonl")
+    if not rows and train.manifest:
+        rows = train.manifest.get("loss_curve") or train.counts.get("loss_curve") or []
+    points = []
+    for r in rows:
+        step = next((r[k] for k in ("step", "current_steps", "global_step") if k in r), None)
+        loss = r.get("loss")
+        if isinstance(step, int | float) and isinstance(loss, int | float) and math.isfinite(loss):
+            points.append((float(step), float(loss)))
+    return sorted(points)
+
+
+def _training_lengths(run: RunDir, recipe: Recipe | None) -> tuple[list[int], str] | None:
+    """Token length of every training row, counted as assemble counts them (the base model's tokenizer when
+    it is a local directory, else whitespace words)."""
+    ph = run.phase("assemble")
+    if not ph.exists("train.json"):
+        return None
+    rows = json.loads(ph.read_text("train.json"))
+    texts = [r.get("system", "") + "\n" + "\n".join(t["value"] for t in r.get("conversations", [])) for r in rows]
+    if recipe is not None:
+        from skyt1.curation.assemble import token_lengths
+
+        return token_lengths(recipe, texts)
+    return [len(t.split()) for t in texts], "estimate:whitespace words (recipe unknown)"
+
+
+def _token_lengths(run: RunDir, phases: dict[str, PhaseInfo], recipe: Recipe | None) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    if phases["distill"].status != "not run":
+        teacher = [r["completion_tokens"] for r in run.phase("distill").records()
+                   if isinstance(r.get("completion_tokens"), int)]
+        if teacher:
+            out["teacher traces (distill, completion tokens)"] = teacher
+    training = _training_lengths(run, recipe)
+    if training and training[0]:
+        lengths, method = training
+        how = "tokens" if method.startswith("tokenizer:") else method.split(":", 1)[-1].split(" (")[0]
+        out[f"training rows (assemble, {how})"] = lengths
+    return out
+
+
+_ACC_KEYS = ("accuracy", "avg", "mean", "avg@n", "score", "acc")
+_ERR_KEYS = ("stderr", "std_err", "sem", "accuracy_stderr")
+
+
+def _eval_rows(summary: Any) -> tuple[list[dict], dict]:
+    """Normalise eval/summary.json into rows {benchmark, accuracy (%), stderr (%), n, problems}."""
+    if not isinstance(summary, dict):
+        return [], {}
+    config = next((summary[k] for k in ("config", "configs") if isinstance(summary.get(k), dict)), {})
+    table = summary.get("benchmarks", summary.get("results", summary))
+    items = table.items() if isinstance(table, dict) else ((r.get("benchmark"), r) for r in table or [])
+    rows = []
+    for name, entry in items:
+        if not isinstance(entry, dict) or not name:
+            continue
+        m = entry.get("scores") if isinstance(entry.get("scores"), dict) else entry  # skyt1 eval's layout
+        acc = next((m[k] for k in _ACC_KEYS if isinstance(m.get(k), int | float)), None)
+        if acc is None:
+            continue
+        err = next((m[k] for k in _ERR_KEYS if isinstance(m.get(k), int | float)), 0.0)
+        # Accuracies are fractions; a summary that stores percentages says so (or exceeds 1).
+        scale = 1.0 if m.get("unit") == "percent" or acc > 1.0 else 100.0
+        pass_k = m.get("pass_at_k") if isinstance(m.get("pass_at_k"), dict) else m
+        rows.append({
+            "benchmark": str(name),
+            "accuracy": acc * scale,
+            "stderr": err * scale,
+            "n": m.get("n", m.get("samples_per_problem")),
+            "problems": m.get("problems", m.get("num_problems", m.get("count"))),
+            "complete": entry.get("complete", True),
+            "extra": {k: v for k, v in pass_k.items() if k.startswith("pass@") and isinstance(v, int | float)},
+        })
+    return rows, config
+
+
+def _walk(obj: Any, path: tuple = ()):
+    if isinstance(obj, dict):
+        yield path, obj
+        for k, v in obj.items():
+            yield from _walk(v, path + (str(k),))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _walk(v, path + (str(i),))
+
+
+def _standins(configs: dict[str, Any]) -> list[str]:
+    """Name every local stand-in recorded in the configuration: the honest footnote of a demo run.
+    Each stand-in is listed once, with every place (phase manifest or recipe section) that used it."""
+    found: dict[str, list[str]] = {}
+    for where, cfg in configs.items():
+        for path, node in _walk(cfg):
+            here = ".".join((() if where == "recipe" else (where,)) + path)
+            notes = []
+            base_url = node.get("base_url")
+            if isinstance(base_url, str) and (urlparse(base_url).hostname or "") in LOOPBACK:
+                notes.append(f"a local OpenAI-compatible server at {base_url} (model {node.get('model', '?')!r}) "
+                             "stood in for the OpenAI API (GPT-4o-mini in the published recipe)")
+            if node.get("backend") == "hf":
+                notes.append(f"transformers on this machine (hf backend, model {node.get('model', '?')!r}) "
+                             "stood in for vLLM on GPUs")
+            if node.get("dataset") == "demo":
+                notes.append("problems generated by skyt1.data.demo stood in for NuminaMath / APPS / TACO")
+            if node.get("deepspeed") == "none" and "base_model" in node:
+                notes.append(f"training without DeepSpeed (model {node.get('base_model')!r}, "
+                             f"{node.get('gpus_per_node', '?')} device(s)) stood in for ZeRO-3 on 8 GPUs")
+            for note in notes:
+                places = found.setdefault(note, [])
+                if here and here not in places:
+                    places.append(here)
+    return [f"{note} [{', '.join(places)}]" if places else note for note, places in found.items()]
+
+
+def _find_recipe(run: RunDir, recipe: Recipe | None) -> tuple[dict | None, str | None]:
+    if recipe is not None:
+        return recipe.model_dump(mode="json"), recipe.digest()
+    ph = run.phase(NAME)
+    if ph.exists("recipe.json"):
+        saved = ph.read_json("recipe.json")
+        return saved.get("recipe"), saved.get("digest")
+    return None, None
+
+
+def collect(run: RunDir, recipe: Recipe | None = None) -> ReportData:
+    infos = {name: _phase_info(run, name) for name in PIPELINE}
+    recipe_dump, digest = _find_recipe(run, recipe)
+    if recipe is None and recipe_dump is not None:
+        recipe = Recipe.model_validate(recipe_dump)
+    configs: dict[str, Any] = {name: info.config for name, info in infos.items() if info.manifest}
+    if recipe_dump:
+        configs["recipe"] = recipe_dump
+    summary = None
+    eval_ph = run.phase("eval")
+    if eval_ph.exists("summary.json"):
+        summary = eval_ph.read_json("summary.json")
+    eval_rows, eval_config = _eval_rows(summary)
+    return ReportData(
+        uri=run.uri,
+        generated_at=time.time(),
+        phases=list(infos.values()),
+        recipe=recipe_dump,
+        recipe_digest=digest,
+        standins=_standins(configs),
+        token_lengths=_token_lengths(run, infos, recipe),
+        loss=_loss_curve(run, infos["train"]),
+        eval_rows=eval_rows,
+        eval_config=eval_config or infos["eval"].config,
+    )
+
+
+# ------------------------------------------------------------------------------------------- rendering
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 1e6 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _secs(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v < 120:
+        return f"{v:.1f} s"
+    if v < 7200:
+        return f"{v / 60:.1f} min"
+    return f"{v / 3600:.2f} h"
+
+
+def _usd(v: float | None) -> str:
+    return "-" if v is None else f"${v:,.2f}"
+
+
+def _counts_text(info: PhaseInfo) -> str:
+    if info.status == "incomplete":
+        return f"{info.records_so_far:,} records so far (no manifest yet)"
+    flat = [(k, v) for k, v in _flat_counts(info.counts) if not isinstance(v, list)]
+    return ", ".join(f"{k}={_num(v)}" for k, v in flat) or "-"
+
+
+def _totals(data: ReportData) -> tuple[float, float]:
+    wall = sum(p.wall_time_s or 0 for p in data.phases)
+    cost = sum(p.cost_usd or 0 for p in data.phases)
+    return wall, cost
+
+
+def _no_standins(data: ReportData) -> str:
+    if data.recipe is None and not any(p.manifest for p in data.phases):
+        return "Nothing has run yet, so no configuration is recorded."
+    return "None recorded: the phases that ran used the components the recipe names."
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _stat_line(values: list[int]) -> str:
+    s = sorted(values)
+    return (f"{len(s):,} rows, min {s[0]:,}, median {s[len(s) // 2]:,}, mean {sum(s) / len(s):,.1f}, "
+            f"max {s[-1]:,}")
+
+
+def render_markdown(data: ReportData) -> str:
+    wall, cost = _totals(data)
+    out = [f"# skyt1 run report: {data.uri}", ""]
+    out.append(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(data.generated_at))}. "
+               f"Recipe: {data.recipe.get('name') if data.recipe else 'unknown'} "
+               f"(digest {data.recipe_digest or '-'}). Total wall time {_secs(wall)}, total cost {_usd(cost)}.")
+    out += ["", "## Local stand-ins", ""]
+    if data.standins:
+        out.append("This run used local stand-ins; its numbers do not measure the published recipe:")
+        out += [f"- {s}" for s in data.standins]
+    else:
+        out.append(_no_standins(data))
+    out += ["", "## Phases", ""]
+    rows = [[p.name, p.status, _counts_text(p), _secs(p.wall_time_s), _usd(p.cost_usd)] for p in data.phases]
+    out.append(_md_table(["phase", "status", "counts", "wall time", "cost"], rows))
+    out += ["", "## Rejections by reason", ""]
+    rej = [[p.name, reason, _num(n)] for p in data.phases for reason, n in sorted(p.rejections.items())]
+    out.append(_md_table(["phase", "reason", "records"], rej) if rej else "_No rejections recorded._")
+    out += ["", "## Token lengths", ""]
+    if data.token_lengths:
+        out += [f"- {name}: {_stat_line(vals)}" for name, vals in data.token_lengths.items()]
+    else:
+        out.append("_No token lengths recorded (distill not run)._")
+    out += ["", "## Training loss", ""]
+    if data.loss:
+        first, last = data.loss[0], data.loss[-1]
+        out.append(f"{len(data.loss)} logged steps; loss {first[1]:.4f} at step {first[0]:g} -> "
+                   f"{last[1]:.4f} at step {last[0]:g}.")
+    else:
+        out.append("_Training not run._")
+    out += ["", "## Evaluation", ""]
+    if data.eval_rows:
+        out.append(_md_table(
+            ["benchmark", "accuracy (%)", "± stderr", "samples/problem", "problems"],
+            [[r["benchmark"], f"{r['accuracy']:.1f}", f"{r['stderr']:.1f}", _num(r["n"]), _num(r["problems"])]
+             for r in data.eval_rows],
+        ))
+    else:
+        out.append("_Evaluation not run._")
+    out += ["", "## Configuration", ""]
+    for p in data.phases:
+        if p.manifest:
+            out.append(f"- {p.name}: recipe digest {p.manifest.get('recipe_digest', '-')}, "
+                       f"inputs {json.dumps(p.manifest.get('inputs', {}), sort_keys=True)}")
+    if data.recipe:
+        out += ["", "Resolved recipe:", "", "```json", json.dumps(data.recipe, indent=2, sort_keys=True), "```"]
+    versions = next((p.manifest.get("versions") for p in data.phases if p.manifest), None)
+    if versions:
+        out += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+    return "\n".join(out) + "\n"
+
+
+def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=num" if i in num_cols else ""}>{c}</td>' for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(data: ReportData) -> str:
+    wall, cost = _totals(data)
+    e = escape
+    parts = [f"<h1>skyt1 run report</h1><p class=meta>Run <code>{e(data.uri)}</code> &middot; generated "
+             f"{e(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(data.generated_at)))} &middot; recipe "
+             f"<b>{e(str(data.recipe.get('name')) if data.recipe else 'unknown')}</b> (digest "
+             f"<code>{e(data.recipe_digest or '-')}</code>) &middot; total wall time {e(_secs(wall))} &middot; "
+             f"total cost {e(_usd(cost))}</p>"]
+
+    parts.append('<h2 id="standins">Local stand-ins</h2>')
+    if data.standins:
+        items = "".join(f"<li>{e(s)}</li>" for s in data.standins)
+        parts.append('<div class="standins"><p>This run used local stand-ins; its numbers do not measure the '
+                     f"published recipe:</p><ul>{items}</ul></div>")
+    else:
+        parts.append(f"<p>{e(_no_standins(data))}</p>")
+
+    parts.append('<h2 id="phases">Phases</h2>')
+    rows = [[e(p.name), f'<span class="status-{p.status.replace(" ", "-")}">{e(p.status)}</span>',
+             e(_counts_text(p)), e(_secs(p.wall_time_s)), e(_usd(p.cost_usd))] for p in data.phases]
+    parts.append(_html_table(["phase", "status", "counts", "wall time", "cost"], rows, {3, 4}))
+
+    parts.append('<h2 id="rejections">Rejections by reason</h2>')
+    rej = [(p.name, reason, n) for p in data.phases for reason, n in sorted(p.rejections.items())]
+    if rej:
+        parts.append(svg.hbars([(f"{ph}: {reason}", n) for ph, reason, n in rej], "Rejected records by reason"))
+        parts.append(_html_table(["phase", "reason", "records"], [[e(a), e(b), _num(c)] for a, b, c in rej], {2}))
+    else:
+        parts.append('<p class="missing">No rejections recorded.</p>')
+
+    parts.append('<h2 id="tokens">Token lengths</h2>')
+    if data.token_lengths:
+        for name, vals in data.token_lengths.items():
+            parts.append(f"<h3>{e(name)}</h3><p>{e(_stat_line(vals))}</p>")
+            parts.append(svg.histogram(vals, f"Histogram: {name}", "tokens"))
+    else:
+        parts.append('<p class="missing">No token lengths recorded (distill not run).</p>')
+
+    parts.append('<h2 id="loss">Training loss</h2>')
+    if data.loss:
+        first, last = data.loss[0], data.loss[-1]
+        parts.append(f"<p>{len(data.loss)} logged steps; loss {first[1]:.4f} at step {first[0]:g} &rarr; "
+                     f"{last[1]:.4f} at step {last[0]:g}.</p>")
+        parts.append(svg.line_chart(data.loss, "Training loss by step", "step", "loss"))
+    else:
+        parts.append('<p class="missing">Training not run.</p>')
+
+    parts.append('<h2 id="eval">Evaluation</h2>')
+    if data.eval_rows:
+        parts.append(svg.error_bars([(r["benchmark"], r["accuracy"], r["stderr"]) for r in data.eval_rows],
+                                    "Accuracy by benchmark (± stderr)", "accuracy (%)"))
+        parts.append(_html_table(
+            ["benchmark", "accuracy (%)", "± stderr", "samples/problem", "problems", "pass@k"],
+            [[e(r["benchmark"]), f"{r['accuracy']:.1f}", f"{r['stderr']:.1f}", _num(r["n"]), _num(r["problems"]),
+              e(", ".join(f"{k}={v:.3g}" for k, v in r["extra"].items()) or "-")] for r in data.eval_rows],
+            {1, 2, 3, 4},
+        ))
+    else:
+        parts.append('<p class="missing">Evaluation not run.</p>')
+
+    parts.append('<h2 id="config">Configuration</h2>')
+    for p in data.phases:
+        if p.manifest:
+            body = {k: p.manifest.get(k) for k in ("recipe_digest", "inputs", "outputs", "config", "versions")}
+            parts.append(f"<details><summary>{e(p.name)}: recipe digest "
+                         f"<code>{e(str(p.manifest.get('recipe_digest', '-')))}</code></summary>"
+                         f"<pre>{e(json.dumps(body, indent=2, sort_keys=True))}</pre></details>")
+    if data.eval_config:
+        parts.append("<details><summary>Evaluation configuration</summary>"
+                     f"<pre>{e(json.dumps(data.eval_config, indent=2, sort_keys=True))}</pre></details>")
+    if data.recipe:
+        parts.append("<details><summary>Resolved recipe</summary>"
+                     f"<pre>{e(json.dumps(data.recipe, indent=2, sort_keys=True))}</pre></details>")
+    body = "\n".join(parts)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>skyt1 report: {e(data.uri)}'
+            f'</title><meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{CSS}</style></head><body><main>\n{body}\n</main></body></html>\n")
+
+
+# ------------------------------------------------------------------------------------------- writing
+
+
+def write_report(run: RunDir, recipe: Recipe | None = None) -> ReportData:
+    """Render both report files into RUN/report/ and return what they were drawn from."""
+    data = collect(run, recipe)
+    ph = run.phase(NAME)
+    if recipe is not None:
+        ph.write_json("recipe.json", {"recipe": data.recipe, "digest": data.recipe_digest})
+    ph.write_text("report.md", render_markdown(data))
+    ph.write_text("report.html", render_html(data))
+    return data
+
+
+def _upstream_inputs(run: RunDir) -> dict[str, str]:
+    return {name: canonical_digest(m) for name in PIPELINE if (m := run.phase(name).manifest()) is not None}
+
+
+def run(recipe: Recipe, run: RunDir, *, force: bool = False, **_opts: Any) -> dict:
+    """The report phase: redone whenever any upstream manifest changed."""
+    ph = run.phase(NAME)
+    digest = recipe.digest()
+    inputs = _upstream_inputs(run)
+    if not force and ph.is_complete(digest, inputs):
+        return ph.manifest()
+    started = time.time()
+    data = write_report(run, recipe)
+    counts = Counter(p.status for p in data.phases)
+    return ph.write_manifest(
+        recipe_digest=digest,
+        inputs=inputs,
+        counts={"phases_complete": counts["complete"], "phases_incomplete": counts["incomplete"],
+                "phases_not_run": counts["not run"], "standins": len(data.standins)},
+        started_at=started,
+        outputs={name: canonical_digest(ph.read_text(name)) for name in ("report.md", "report.html")},
+        config={"files": ["report.md", "report.html"]},
+    )

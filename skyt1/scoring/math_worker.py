@@ -1,0 +1,27 @@
+"""A math worker process: `python -m skyt1.scoring.math_worker` reads one JSON request per line on stdin
+({"args": [response, reference], "kw": {...}}) and writes one verdict per line on stdout. Math-Verify's
+signal-based timeouts work here because each item runs in this process's main thread."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> None:
+    from skyt1.scoring.math import check_math
+
+    out = sys.stdout
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            result = check_math(*request["args"], **request["kw"])
+        except Exception as e:  # noqa: BLE001 - a parser crash is a wrong answer, never a dead worker
+            result = {"correct": False, "extracted": None, "status": "wrong_answer", "passed": 0, "total": 1,
+                      "error": f"{type(e).__name__}: {e}"[:300]}
+        out.write(json.dumps(result) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""ScoringPool: score many responses in parallel while the caller keeps working.
+
+Math runs in worker processes (Math-Verify's signal-based timeouts need a main thread, and sympy can hang):
+each item gets a hard timeout, after which its worker is killed and replaced and the verdict is `timeout`.
+Code runs one sandbox per solution; those are subprocesses, so a thread per job keeps all cores busy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from skyt1.scoring.registry import DEFAULT_TIMEOUT_S, check_kind, invalid, score_in_thread
+
+
+class _MathProcess:
+    """One `skyt1.scoring.math_worker` subprocess, talking JSON lines over pipes."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-m", "skyt1.scoring.math_worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def call(self, args: tuple, kw: dict, timeout_s: float) -> dict | None:
+        """The verdict, or None when the item ran out of time or the worker died (it is then dead)."""
+        try:
+            self.proc.stdin.write(json.dumps({"args": list(args), "kw": kw}) + "\n")
+            self.proc.stdin.flush()
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+            line = self.proc.stdout.readline() if ready else ""
+            if line:
+                return json.loads(line)
+        except (OSError, ValueError):
+            pass
+        self.kill()
+        return None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class ScoringPool:
+    """`with ScoringPool(workers=4) as pool: fut = pool.submit("math", response, "42")` -> Future[dict]."""
+
+    def __init__(self, workers: int | None = None, timeout_s: float | None = None, memory_mb: int | None = None):
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.timeout_s, self.memory_mb = timeout_s, memory_mb
+        self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="skyt1-score")
+        self._idle: queue.SimpleQueue[_MathProcess] = queue.SimpleQueue()
+        self._started = 0
+        self._lock = threading.Lock()
+        self._all: list[_MathProcess] = []
+        self._closed = False
+
+    def __enter__(self) -> ScoringPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def submit(self, kind: str, response, target, **kw) -> Future:
+        check_kind(kind)
+        if self._closed:
+            raise RuntimeError("this ScoringPool is closed")
+        kw.setdefault("timeout_s", self.timeout_s)
+        kw.setdefault("memory_mb", self.memory_mb)
+        return self._threads.submit(self._score, kind, response, target, kw)
+
+    def _score(self, kind: str, response, target, kw: dict) -> dict:
+        try:
+            if kind == "math":
+                return self._score_math(response, target, kw)
+            return score_in_thread(kind, response, target, **kw)
+        except TypeError as e:  # unknown keyword for this scorer
+            return invalid(str(e))
+
+    def _score_math(self, response, reference, kw: dict) -> dict:
+        timeout_s = kw.pop("timeout_s", None) or DEFAULT_TIMEOUT_S["math"]
+        kw.pop("memory_mb", None)
+        # Math-Verify's own timeouts are a backstop; the hard per-item limit is ours
+        worker = self._checkout()
+        result = worker.call((response, reference), {"timeout_s": timeout_s + 5, **kw}, timeout_s)
+        if result is None:
+            with self._lock:
+                self._started -= 1
+            return {"correct": False, "extracted": None, "status": "timeout", "passed": 0, "total": 1}
+        self._idle.put(worker)
+        return result
+
+    def _checkout(self) -> _MathProcess:
+        with self._lock:
+            if self._idle.empty() and self._started < self.workers:
+                self._started += 1
+                proc = _MathProcess()
+                self._all.append(proc)
+                return proc
+        while True:
+            proc = self._idle.get()
+            if proc.alive():
+                return proc
+            with self._lock:  # died on its own: replace it
+                proc = _MathProcess()
+                self._all.append(proc)
+                return proc
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._threads.shutdown(wait=True)
+        for proc in self._all:
+            proc.kill()
+        self._all.clear()

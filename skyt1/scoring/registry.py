@@ -1,0 +1,31 @@
+"""The scorer kinds and verdict statuses, in one place."""
+
+from __future__ import annotations
+
+STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "compile_error",
+            "no_answer", "no_code", "invalid_input")
+KINDS = ("math", "choice", "code")
+DEFAULT_TIMEOUT_S = {"math": 10.0, "choice": None, "code": 6.0}  # code: per test
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown scorer {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def invalid(reason: str) -> dict:
+    return {"correct": False, "extracted": None, "status": "invalid_input", "passed": 0, "total": 0,
+            "error": reason}
+
+
+def score_in_thread(kind: str, response, target, *, timeout_s=None, memory_mb=None, **kw) -> dict:
+    """Choice and code verdicts (code blocks on sandbox subprocesses, so threads parallelise it)."""
+    if kind == "choice":
+        from skyt1.scoring.choice import check_choice
+
+        return check_choice(response, target, **kw)
+    if kind == "code":
+        from skyt1.scoring.code import score_code
+
+        return score_code(response, target, timeout_s=timeout_s, memory_mb=memory_mb, **kw)
+    raise ValueError(f"{kind!r} is not scored in a thread")

@@ -1,0 +1,328 @@
+"""The `train` phase: SFT of the student on RUN/assemble/train.json with LlamaFactory, safe under preemption.
+
+Every call is one attempt: check the frozen config, quarantine incomplete checkpoints, resume from the newest
+complete one, train to the planned step, then publish RUN/train/final (HF model + tokenizer), loss.jsonl and
+the manifest. SkyPilot's recovery simply runs the same command again.
+
+RUN/train/
+  frozen_config.yaml     what this run trains (a changed recipe is refused unless --force)
+  llamafactory.yaml      the arguments of the latest attempt (frozen config + resume_from_checkpoint)
+  deepspeed.json, data/dataset_info.json, tokenized/ (tokenization cache)
+  checkpoints/           LlamaFactory's output_dir: checkpoint-N/ and, at the end, the trained model
+  quarantine/            incomplete checkpoints and caches moved aside, with reasons.jsonl
+  logs/attempt-K.log, attempts.jsonl, loss.jsonl, final/, _DONE.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from skyt1.recipe import Recipe
+from skyt1.store import RunDir, StoreError, canonical_digest
+from skyt1.training import checkpoints, config, launch
+
+NAME = "train"
+log = logging.getLogger(__name__)
+
+MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja",
+               "chat_template.json")
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or did not finish; the message says what to do."""
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _count_rows(train_json: Path) -> int:
+    try:
+        rows = json.loads(train_json.read_text())
+    except json.JSONDecodeError as e:
+        raise TrainError(f"{train_json} is not valid JSON ({e}); re-run `skyt1 assemble --force`") from None
+    if not isinstance(rows, list) or not rows:
+        raise TrainError(f"{train_json} must be a non-empty JSON list of ShareGPT rows; re-run `skyt1 assemble`")
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict) or not r.get("conversations")), None)
+    if bad is not None:
+        raise TrainError(f"{train_json} row {bad} has no `conversations`; expected ShareGPT rows from assemble")
+    return len(rows)
+
+
+def _training_done(output_dir: Path) -> dict | None:
+    """The final trainer state when a previous attempt finished training (the model is saved in output_dir)."""
+    state = checkpoints.read_state(output_dir)
+    if state and state.get("max_steps") and state["global_step"] >= state["max_steps"]:
+        if checkpoints.weights_problem(output_dir) is None:
+            return state
+    return None
+
+
+def _tokenized_ok(path: Path) -> bool:
+    try:
+        from datasets import load_from_disk
+
+        load_from_disk(str(path))
+        return True
+    except Exception:  # any failure means the cache cannot be used: it is rebuilt
+        return False
+
+
+def _reset(root: Path) -> None:
+    """--force: forget every earlier attempt of this run's training."""
+    for name in ("checkpoints", "tokenized", "final", "final.tmp"):
+        shutil.rmtree(root / name, ignore_errors=True)
+    for name in ("frozen_config.yaml", "loss.jsonl", "attempts.jsonl", checkpoints.TRAINER_STATE):
+        (root / name).unlink(missing_ok=True)
+
+
+def _freeze(ph, root: Path, frozen: dict, *, force: bool) -> None:
+    path = root / "frozen_config.yaml"
+    if path.exists():
+        before = yaml.safe_load(path.read_text())["fingerprint"]
+        changes = config.diff(before, frozen["fingerprint"])
+        if not changes:
+            return
+        if not force:
+            raise TrainError(
+                "the training configuration differs from the one this run started with "
+                f"({path}):\n  " + "\n  ".join(changes) + "\nResuming would mix two runs (for example a changed "
+                "max_steps corrupts the LR schedule). Undo the change, use another --run-dir, or pass --force "
+                "to discard the checkpoints and train from scratch."
+            )
+    ph.write_text("frozen_config.yaml", yaml.safe_dump(frozen, sort_keys=True, width=110))
+
+
+def _run_name(run: RunDir) -> str:
+    """Stable across SkyPilot recoveries (same task id), so W&B/TensorBoard curves continue one run."""
+    return os.environ.get("SKYPILOT_TASK_ID") or f"skyt1-{Path(run.uri).name}"
+
+
+def _append_jsonl(path: Path, entry: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _publish_model(output_dir: Path, root: Path) -> Path:
+    """Copy the trained HF model and tokenizer to RUN/train/final, atomically (whole or absent)."""
+    staging, final = root / "final.tmp", root / "final"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    names = [n for n in MODEL_FILES if (output_dir / n).is_file()]
+    for index_name in checkpoints.WEIGHT_INDEXES:
+        if (output_dir / index_name).is_file():
+            names += [index_name, *sorted(set(json.loads((output_dir / index_name).read_text())["weight_map"].values()))]
+            break
+    else:
+        names += [n for n in checkpoints.WEIGHT_FILES if (output_dir / n).is_file()][:1]
+    for name in names:
+        shutil.copy2(output_dir / name, staging / name)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    return final
+
+
+class _Progress:
+    """A progress bar on stderr fed by trainer_log.jsonl entries."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar, self.task = enabled, None, None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                                TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self.bar.__enter__()
+        return self
+
+    def update(self, entry: dict) -> None:
+        step, total = entry.get("current_steps"), entry.get("total_steps")
+        if step is None:
+            return
+        desc = f"loss {entry['loss']:.4f}" if isinstance(entry.get("loss"), int | float) else ""
+        if self.bar is None:
+            print(f"train: step {step}/{total} {desc}", file=sys.stderr, flush=True)
+            return
+        if self.task is None:
+            self.task = self.bar.add_task(desc, total=total, completed=step)
+        self.bar.update(self.task, completed=step, total=total, description=desc)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _device_kind() -> str:
+    try:
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    t = recipe.train
+    assemble = run.phase("assemble")
+    if assemble.manifest() is None:
+        raise TrainError(f"{assemble.uri} is not complete (no _DONE.json); run `skyt1 assemble` first")
+    try:
+        train_json = run.local_path("assemble/train.json")
+        root = run.local_path(NAME)
+    except StoreError as e:
+        raise TrainError(f"{e}; mount the bucket (SkyPilot file_mounts) and pass the mount path") from None
+    if not train_json.is_file():
+        raise TrainError(f"{train_json} is missing although assemble is complete; run `skyt1 assemble --force`")
+
+    data_digest = _file_digest(train_json)
+    inputs = {"assemble": data_digest}
+    recipe_digest = recipe.digest("train")
+    ph = run.phase(NAME)
+    if not force and ph.is_complete(recipe_digest, inputs):
+        log.info("train: complete with the same recipe and data, skipping (--force redoes it)")
+        return ph.manifest()
+
+    n_rows = _count_rows(train_json)
+    topo = launch.topology()
+    deepspeed = config.deepspeed_config(t.deepspeed)
+    distributed = deepspeed is not None or topo.world_size > 1
+    root.mkdir(parents=True, exist_ok=True)
+    paths = config.Paths(
+        model=recipe.resolve_path(t.base_model),
+        dataset_dir=root / "data",
+        output_dir=root / "checkpoints",
+        tokenized_path=root / "tokenized",
+        deepspeed_json=root / "deepspeed.json" if deepspeed else None,
+    )
+    try:
+        args = config.render(t, paths, dataset=recipe.assemble.dataset_name, run_name=_run_name(run))
+    except config.TrainConfigError as e:
+        raise TrainError(str(e)) from None
+    if t.gpus_per_node * t.num_nodes != topo.world_size:
+        log.warning("train: the recipe plans %d x %d devices but %d processes will train; the global batch "
+                    "size differs from the recipe's", t.num_nodes, t.gpus_per_node, topo.world_size)
+    fingerprint = config.fingerprint(args, deepspeed, data_digest=data_digest, world_size=topo.world_size)
+    frozen = {"fingerprint": fingerprint, "train_args": args, "recipe_digest": recipe_digest}
+
+    if not topo.is_head:  # workers train; the head node alone tidies, freezes and publishes
+        return _attempt(args, paths, root, topo, distributed, progress, resume=None)
+
+    if force:
+        ph.invalidate()
+        _reset(root)
+    _freeze(ph, root, frozen, force=force)
+    ph.invalidate()  # a manifest of other data or another recipe must not outlive this attempt
+    ph.write_text("data/dataset_info.json", json.dumps(config.dataset_info(recipe.assemble.dataset_name,
+                                                                           str(train_json)), indent=2))
+    if deepspeed:
+        ph.write_text("deepspeed.json", json.dumps(deepspeed, indent=2))
+
+    quarantine_dir = root / "quarantine"
+    state = _training_done(paths.output_dir)
+    moved: list[dict] = []
+    if state is None:
+        newest, moved = checkpoints.sweep(paths.output_dir, quarantine_dir, deepspeed=deepspeed is not None,
+                                          world_size=topo.world_size)
+        if newest is None:
+            moved += checkpoints.quarantine_stray_weights(paths.output_dir, quarantine_dir)
+        if paths.tokenized_path.exists() and not _tokenized_ok(paths.tokenized_path):
+            checkpoints.quarantine(paths.tokenized_path, quarantine_dir, "tokenized cache unreadable (killed while saving)")
+            moved.append({"checkpoint": "tokenized", "reason": "unreadable cache"})
+        for m in moved:
+            log.warning("train: quarantined %s: %s", m["checkpoint"], m["reason"])
+        resume = str(newest.path) if newest else None
+        attempt = _attempt(args, paths, root, topo, distributed, progress, resume=resume, moved=moved)
+        state = _training_done(paths.output_dir)
+        if state is None:
+            raise TrainError(
+                f"training ended (exit code {attempt['exit_code']}) without a finished model in {paths.output_dir}; "
+                f"log: {attempt['log']}\n{launch.tail(Path(attempt['log']))}\n"
+                "Run the same command again to resume from the newest complete checkpoint."
+            )
+    return _finish(ph, root, paths, state, frozen, inputs, recipe_digest, n_rows, topo)
+
+
+def _attempt(args: dict, paths: config.Paths, root: Path, topo: launch.Topology, distributed: bool,
+             progress: bool | None, *, resume: str | None, moved: list[dict] | None = None) -> dict:
+    attempts_path = root / "attempts.jsonl"
+    number = len(_read_jsonl(attempts_path)) + 1
+    launch_args = {**args, **({"resume_from_checkpoint": resume} if resume else {})}
+    cfg_path = root / (f"llamafactory-node{topo.node_rank}.yaml" if topo.node_rank else "llamafactory.yaml")
+    cfg_path.write_text(yaml.safe_dump(launch_args, sort_keys=True, width=110))
+    log_path = root / "logs" / f"attempt-{number}-node{topo.node_rank}.log"
+    cmd = launch.command(cfg_path, topo, distributed=distributed)
+    log.info("train: attempt %d, %s; log %s", number, f"resuming from {resume}" if resume else "from scratch", log_path)
+    started = time.time()
+    show = sys.stderr.isatty() if progress is None else progress
+    with _Progress(show and topo.is_head) as bar:
+        code = launch.run_training(cmd, launch.process_env(distributed), log_path=log_path,
+                                   trainer_log=paths.output_dir / launch.TRAINER_LOG, on_entry=bar.update)
+    entry = {"attempt": number, "node_rank": topo.node_rank, "started_at": started, "wall_s": round(time.time() - started, 3),
+             "exit_code": code, "resumed_from": Path(resume).name if resume else None, "quarantined": moved or [],
+             "world_size": topo.world_size, "device": _device_kind(), "log": str(log_path)}
+    if topo.is_head:
+        _append_jsonl(attempts_path, entry)
+    return entry
+
+
+def _finish(ph, root: Path, paths: config.Paths, state: dict, frozen: dict, inputs: dict, recipe_digest: str,
+            n_rows: int, topo: launch.Topology) -> dict:
+    losses = [{"step": e["step"], "loss": e["loss"], "learning_rate": e.get("learning_rate"), "epoch": e.get("epoch")}
+              for e in state.get("log_history", []) if "loss" in e and "step" in e]
+    ph.write_text("loss.jsonl", "".join(json.dumps(x, sort_keys=True) + "\n" for x in losses))
+    final = _publish_model(paths.output_dir, root)
+    attempts = _read_jsonl(root / "attempts.jsonl")
+    train_wall = sum(a["wall_s"] for a in attempts)
+    on_gpu = any(a.get("device") == "gpu" for a in attempts)
+    started = min((a["started_at"] for a in attempts), default=time.time())
+    files = {p.name: p.stat().st_size for p in sorted(final.iterdir())}
+    return ph.write_manifest(
+        recipe_digest=recipe_digest,
+        inputs=inputs,
+        outputs={"final": canonical_digest({"files": files, "step": state["global_step"], "losses": losses,
+                                            "fingerprint": frozen["fingerprint"]})},
+        counts={
+            "train_rows": n_rows,
+            "steps": state["global_step"],
+            "max_steps": state.get("max_steps"),
+            "epochs": state.get("epoch"),
+            "tokens_seen": state.get("num_input_tokens_seen"),
+            "attempts": len(attempts),
+            "quarantined": sum(len(a.get("quarantined", [])) for a in attempts),
+        },
+        started_at=started,
+        config=frozen,
+        extra={
+            "final_model": str(final),
+            "final_loss": losses[-1]["loss"] if losses else None,
+            "loss_curve": [[x["step"], x["loss"]] for x in losses],
+            "train_wall_s": round(train_wall, 3),
+            "world_size": topo.world_size,
+            "gpu_hours": round(train_wall * topo.world_size / 3600, 4) if on_gpu else 0.0,
+            "attempt_log": attempts,
+        },
+    )
