@@ -26,6 +26,7 @@ from skyt1.store import PhaseDir, RunDir, canonical_digest
 NAME = "report"
 PIPELINE = tuple(p for p in PHASES if p != NAME)
 REJECT_STREAMS = ("rejected", "quarantine", "removed")
+REJECT_KEYS = ("rejected", "rejected_by_reason", "removed")  # manifest counts holding {reason: n}
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
@@ -96,10 +97,10 @@ def _rejections(ph: PhaseDir, manifest: dict | None) -> dict[str, int]:
     """Rejected/removed/quarantined records by reason: the manifest's own breakdown when it has one,
     otherwise counted from the streams themselves."""
     counts = (manifest or {}).get("counts") or {}
-    for key, value in counts.items():
-        if any(w in key for w in ("reason", "reject", "removed", "quarantine")) and isinstance(value, dict):
-            if value and all(isinstance(v, int) for v in value.values()):
-                return {reason: n for reason, n in value.items() if n}
+    for key in REJECT_KEYS:
+        value = counts.get(key)
+        if isinstance(value, dict) and value and all(isinstance(v, int) for v in value.values()):
+            return {reason: n for reason, n in value.items() if n}
     found: Counter[str] = Counter()
     for stream in REJECT_STREAMS:
         if stream in ph.streams():
@@ -312,11 +313,19 @@ def _usd(v: float | None) -> str:
     return "-" if v is None else f"${v:,.2f}"
 
 
-def _counts_text(info: PhaseInfo) -> str:
+def _count_columns(info: PhaseInfo) -> list[str]:
+    """in, out, rejected, and the phase's other top-level counts (nested breakdowns are in Configuration)."""
     if info.status == "incomplete":
-        return f"{info.records_so_far:,} records so far (no manifest yet)"
-    flat = [(k, v) for k, v in _flat_counts(info.counts) if not isinstance(v, list)]
-    return ", ".join(f"{k}={_num(v)}" for k, v in flat) or "-"
+        return ["-", f"{info.records_so_far:,} so far", "-", "no manifest yet"]
+    c = info.counts
+    rejected = sum(info.rejections.values()) if info.rejections else c.get("rejected")
+    other = ", ".join(f"{k}={_num(v)}" for k, v in c.items()
+                      if k not in ("in", "out", "rejected") and not isinstance(v, dict | list))
+    return [_num(c.get("in")), _num(c.get("out")), _num(rejected if not isinstance(rejected, dict) else None),
+            other or "-"]
+
+
+COUNT_HEADER = ["phase", "status", "in", "out", "rejected", "other counts", "wall time", "cost"]
 
 
 def _totals(data: ReportData) -> tuple[float, float]:
@@ -356,8 +365,8 @@ def render_markdown(data: ReportData) -> str:
     else:
         out.append(_no_standins(data))
     out += ["", "## Phases", ""]
-    rows = [[p.name, p.status, _counts_text(p), _secs(p.wall_time_s), _usd(p.cost_usd)] for p in data.phases]
-    out.append(_md_table(["phase", "status", "counts", "wall time", "cost"], rows))
+    rows = [[p.name, p.status, *_count_columns(p), _secs(p.wall_time_s), _usd(p.cost_usd)] for p in data.phases]
+    out.append(_md_table(COUNT_HEADER, rows))
     out += ["", "## Rejections by reason", ""]
     rej = [[p.name, reason, _num(n)] for p in data.phases for reason, n in sorted(p.rejections.items())]
     out.append(_md_table(["phase", "reason", "records"], rej) if rej else "_No rejections recorded._")
@@ -386,7 +395,8 @@ def render_markdown(data: ReportData) -> str:
     for p in data.phases:
         if p.manifest:
             out.append(f"- {p.name}: recipe digest {p.manifest.get('recipe_digest', '-')}, "
-                       f"inputs {json.dumps(p.manifest.get('inputs', {}), sort_keys=True)}")
+                       f"inputs {json.dumps(p.manifest.get('inputs', {}), sort_keys=True)}, "
+                       f"counts {json.dumps(p.counts, sort_keys=True)}")
     if data.recipe:
         out += ["", "Resolved recipe:", "", "```json", json.dumps(data.recipe, indent=2, sort_keys=True), "```"]
     versions = next((p.manifest.get("versions") for p in data.phases if p.manifest), None)
@@ -423,8 +433,8 @@ def render_html(data: ReportData) -> str:
 
     parts.append('<h2 id="phases">Phases</h2>')
     rows = [[e(p.name), f'<span class="status-{p.status.replace(" ", "-")}">{e(p.status)}</span>',
-             e(_counts_text(p)), e(_secs(p.wall_time_s)), e(_usd(p.cost_usd))] for p in data.phases]
-    parts.append(_html_table(["phase", "status", "counts", "wall time", "cost"], rows, {3, 4}))
+             *(e(c) for c in _count_columns(p)), e(_secs(p.wall_time_s)), e(_usd(p.cost_usd))] for p in data.phases]
+    parts.append(_html_table(COUNT_HEADER, rows, {2, 3, 4, 6, 7}))
 
     parts.append('<h2 id="rejections">Rejections by reason</h2>')
     rej = [(p.name, reason, n) for p in data.phases for reason, n in sorted(p.rejections.items())]
@@ -467,7 +477,8 @@ def render_html(data: ReportData) -> str:
     parts.append('<h2 id="config">Configuration</h2>')
     for p in data.phases:
         if p.manifest:
-            body = {k: p.manifest.get(k) for k in ("recipe_digest", "inputs", "outputs", "config", "versions")}
+            body = {k: p.manifest.get(k) for k in ("recipe_digest", "inputs", "outputs", "counts", "config",
+                                                   "versions")}
             parts.append(f"<details><summary>{e(p.name)}: recipe digest "
                          f"<code>{e(str(p.manifest.get('recipe_digest', '-')))}</code></summary>"
                          f"<pre>{e(json.dumps(body, indent=2, sort_keys=True))}</pre></details>")
