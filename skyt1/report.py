@@ -67,6 +67,7 @@ class ReportData:
     recipe_digest: str | None
     standins: list[str]
     token_lengths: dict[str, list[int]]
+    token_notes: list[str]
     loss: list[tuple[float, float]]
     eval_rows: list[dict]
     eval_config: dict
@@ -160,6 +161,16 @@ def _training_lengths(run: RunDir, recipe: Recipe | None) -> tuple[list[int], st
 
         return token_lengths(recipe, texts)
     return [len(t.split()) for t in texts], "estimate:whitespace words (recipe unknown)"
+
+
+def _cutoff_notes(run: RunDir) -> list[str]:
+    ph = run.phase("assemble")
+    stats = ph.read_json("stats.json") if ph.exists("stats.json") else {}
+    tokens = stats.get("tokens") if isinstance(stats, dict) else None
+    if not isinstance(tokens, dict) or not isinstance(tokens.get("over_cutoff"), int):
+        return []
+    return [f"{tokens['over_cutoff']:,} of {tokens.get('count', '?'):,} training rows are longer than "
+            f"cutoff_len {tokens.get('cutoff_len', '?'):,} and are truncated in training."]
 
 
 def _token_lengths(run: RunDir, phases: dict[str, PhaseInfo], recipe: Recipe | None) -> dict[str, list[int]]:
@@ -280,6 +291,7 @@ def collect(run: RunDir, recipe: Recipe | None = None) -> ReportData:
         recipe_digest=digest,
         standins=_standins(configs),
         token_lengths=_token_lengths(run, infos, recipe),
+        token_notes=_cutoff_notes(run),
         loss=_loss_curve(run, infos["train"]),
         eval_rows=eval_rows,
         eval_config=eval_config or infos["eval"].config,
@@ -318,10 +330,12 @@ def _count_columns(info: PhaseInfo) -> list[str]:
     if info.status == "incomplete":
         return ["-", f"{info.records_so_far:,} so far", "-", "no manifest yet"]
     c = info.counts
-    rejected = sum(info.rejections.values()) if info.rejections else c.get("rejected")
+    rejected = c.get("rejected")
+    if info.rejections or isinstance(rejected, dict):
+        rejected = sum(info.rejections.values())
     other = ", ".join(f"{k}={_num(v)}" for k, v in c.items()
                       if k not in ("in", "out", "rejected") and not isinstance(v, dict | list))
-    return [_num(c.get("in")), _num(c.get("out")), _num(rejected if not isinstance(rejected, dict) else None),
+    return [_num(c.get("in")), _num(c.get("out")), _num(rejected),
             other or "-"]
 
 
@@ -373,6 +387,7 @@ def render_markdown(data: ReportData) -> str:
     out += ["", "## Token lengths", ""]
     if data.token_lengths:
         out += [f"- {name}: {_stat_line(vals)}" for name, vals in data.token_lengths.items()]
+        out += [f"- {note}" for note in data.token_notes]
     else:
         out.append("_No token lengths recorded (distill not run)._")
     out += ["", "## Training loss", ""]
@@ -449,6 +464,7 @@ def render_html(data: ReportData) -> str:
         for name, vals in data.token_lengths.items():
             parts.append(f"<h3>{e(name)}</h3><p>{e(_stat_line(vals))}</p>")
             parts.append(svg.histogram(vals, f"Histogram: {name}", "tokens"))
+        parts += [f"<p>{e(note)}</p>" for note in data.token_notes]
     else:
         parts.append('<p class="missing">No token lengths recorded (distill not run).</p>')
 

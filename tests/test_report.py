@@ -64,6 +64,7 @@ def synthetic_run(tmp_path, recipe) -> RunDir:
     run.phase("assemble").write_text("train.json", json.dumps([
         {"system": "sys", "conversations": [{"from": "user", "value": "q " * n}, {"from": "assistant", "value": "a"}]}
         for n in (40, 55, 61, 70, 90, 120)]))
+    run.phase("assemble").write_json("stats.json", {"tokens": {"count": 6, "cutoff_len": 64, "over_cutoff": 2}})
     _manifest(run, "assemble", {"rows": 18, "removed": {"decontaminated": 1, "near_duplicate": 2}}, {}, 0.5)
 
     run.phase("train").write_text("loss.jsonl", "".join(
@@ -93,8 +94,11 @@ def test_markdown_has_every_section_and_number(synthetic_run, recipe):
     for heading in ("## Local stand-ins", "## Phases", "## Rejections by reason", "## Token lengths",
                     "## Training loss", "## Evaluation", "## Configuration"):
         assert heading in md
-    assert "| distill | complete | in=15, out=30 | 42.0 s | $0.00 |" in md
-    assert "| train | complete | rows=18, steps=6 | 95.0 s | $1.50 |" in md
+    assert "| distill | complete | 15 | 30 | - | - | 42.0 s | $0.00 |" in md
+    assert "| filter | complete | 29 | 19 | 10 | - | 11.0 s | $0.00 |" in md
+    assert "| assemble | complete | - | - | 3 | rows=18 | 0.5 s | $0.00 |" in md
+    assert "| train | complete | - | - | - | rows=18, steps=6 | 95.0 s | $1.50 |" in md
+    assert "2 of 6 training rows are longer than cutoff_len 64 and are truncated in training." in md
     # Rejections: filter counted from its stream, assemble from its manifest's breakdown.
     assert "| filter | wrong_answer | 7 |" in md and "| filter | timeout | 3 |" in md
     assert "| assemble | near_duplicate | 2 |" in md
@@ -132,9 +136,9 @@ def test_missing_phases_are_not_run_and_partial_ones_incomplete(tmp_path, recipe
     assert manifest["counts"] == {"phases_complete": 1, "phases_incomplete": 1, "phases_not_run": 5,
                                   "standins": manifest["counts"]["standins"]}
     md = run.phase("report").read_text("report.md")
-    assert "| distill | incomplete | 2 records so far (no manifest yet) |" in md
+    assert "| distill | incomplete | - | 2 so far | - | no manifest yet |" in md
     for phase in ("reformat", "filter", "assemble", "train", "eval"):
-        assert f"| {phase} | not run | - | - | - |" in md
+        assert f"| {phase} | not run | - | - | - | - | - | - |" in md
     assert "_Training not run._" in md and "_Evaluation not run._" in md
 
 
@@ -206,7 +210,7 @@ def test_rendered_in_headless_chromium(synthetic_run, recipe, tmp_path):
     assert dom.text["h2"] == ["Local stand-ins", "Phases", "Rejections by reason", "Token lengths",
                               "Training loss", "Evaluation", "Configuration"]
     cells = dom.text["td"]
-    for shown in ("in=15, out=30", "42.0 s", "$1.50", "wrong_answer", "12.5", "43.8", "6.2", "pass@2=0.5"):
+    for shown in ("30", "42.0 s", "rows=18, steps=6", "$1.50", "wrong_answer", "12.5", "43.8", "6.2", "pass@2=0.5"):
         assert shown in cells, shown
     assert dom.tags["svg"] == 5 and dom.tags["rect"] >= 20 and dom.tags["circle"] == len(LOSS)
     assert any("stood in for vLLM" in li for li in dom.text["li"])

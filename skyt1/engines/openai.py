@@ -50,7 +50,7 @@ class OpenAIEngine(Engine):
         import openai
 
         return {"backend": "openai", "model": self.model, "base_url": self.base_url or "https://api.openai.com/v1",
-                "openai": openai.__version__, "api_keys": len(self._keys), "concurrency": self.concurrency,
+                "openai": openai.__version__, "num_api_keys": len(self._keys), "concurrency": self.concurrency,
                 "max_retries": self.max_retries, "timeout_s": self.timeout_s,
                 "extra_params": sorted(self.extra_params)}
 

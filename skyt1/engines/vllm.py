@@ -55,19 +55,24 @@ class _Runner:
 
         engine = self.llm.llm_engine
         prompts: dict[str, int] = {}
-        for r in requests:
-            sp = r.sampling
-            ids = self.prompt_ids(r.messages)
-            prompts[r.id] = len(ids)
-            engine.add_request(r.id, {"prompt_token_ids": ids}, VSampling(
-                n=1, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens, seed=sp.seed))
-        while engine.has_unfinished_requests():
-            for out in engine.step():
-                if not out.finished:
-                    continue
-                o = out.outputs[0]
-                reason = o.finish_reason if o.finish_reason in ("stop", "length") else f"error: {o.finish_reason}"
-                yield Completion(out.request_id, o.text, reason, prompts.pop(out.request_id, 0), len(o.token_ids))
+        try:
+            for r in requests:  # all at once: the scheduler, not fixed chunks, decides what runs together
+                sp = r.sampling
+                ids = self.prompt_ids(r.messages)
+                engine.add_request(r.id, {"prompt_token_ids": ids}, VSampling(
+                    n=1, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens, seed=sp.seed))
+                prompts[r.id] = len(ids)
+            while engine.has_unfinished_requests():
+                for out in engine.step():
+                    if not out.finished:
+                        continue
+                    o = out.outputs[0]
+                    reason = o.finish_reason if o.finish_reason in ("stop", "length") else f"error: {o.finish_reason}"
+                    yield Completion(out.request_id, o.text, reason, prompts.pop(out.request_id, 0),
+                                     len(o.token_ids))
+        finally:  # the caller stopped early or a step failed: leave nothing running for the next call
+            if prompts:
+                engine.abort_request(list(prompts))
 
 
 def _rank_main(rank: int, gpus: str, model: str, llm_kwargs: dict, chat_template: str | None,

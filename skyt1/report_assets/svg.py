@@ -117,7 +117,8 @@ def line_chart(points: list[tuple[float, float]], title: str, xlabel: str, ylabe
     if not points:
         return ""
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    f = _Frame(min(xs), max(xs), min(0.0, min(ys)), max(ys) * 1.05 if max(ys) > 0 else 1.0)
+    pad = (max(ys) - min(ys)) * 0.08 or abs(max(ys)) * 0.05 or 1.0
+    f = _Frame(min(xs), max(xs), min(ys) - pad, max(ys) + pad)
     parts = f.axes(xlabel, ylabel)
     path = " ".join(f"{'M' if i == 0 else 'L'}{f.x(x):.1f},{f.y(y):.1f}" for i, (x, y) in enumerate(points))
     parts.append(f'<path class="line" d="{path}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
@@ -171,7 +172,8 @@ def hbars(items: list[tuple[str, int]], title: str) -> str:
     for i, (label, count) in enumerate(items):
         y = TOP + i * row
         w = (WIDTH - label_w - 60) * count / peak
-        parts.append(f'<text class="tick" x="{label_w - 8}" y="{y + 14}" text-anchor="end">{escape(label)}</text>')
+        short = label if len(label) <= 36 else label[:35] + "…"
+        parts.append(f'<text class="tick" x="{label_w - 8}" y="{y + 14}" text-anchor="end">{escape(short)}</text>')
         parts.append(
             f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row - 6}" '
             f'fill="{ACCENT}"><title>{escape(label)}: {count}</title></rect>'

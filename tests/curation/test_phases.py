@@ -149,8 +149,7 @@ def test_distill_shards_split_without_overlap(tmp_path, serve, write_recipe):
 
 
 def _cli(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "skyt1.cli", *args] if False else
-                            [str(Path(sys.executable).parent / "skyt1"), *args],
+    return subprocess.Popen([str(Path(sys.executable).parent / "skyt1"), *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -166,11 +165,17 @@ def _kill_when_shards(proc: subprocess.Popen, stream_dir: Path, at_least: int = 
     return False
 
 
-def test_distill_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_model, write_recipe):
-    d = base_recipe(tiny_model)
+@pytest.mark.parametrize("teacher", ["openai", pytest.param("hf", marks=pytest.mark.slow)])
+def test_distill_sigkill_then_resume_equals_uninterrupted(tmp_path, teacher, request, serve, write_recipe):
+    if teacher == "hf":  # the tiny model on transformers, as the tiny recipe runs it
+        d = base_recipe(request.getfixturevalue("tiny_model"))
+        d["distill"]["sampling"]["max_tokens"] = 32
+        d["distill"]["engine"]["batch_size"] = 4
+    else:  # an OpenAI-compatible teacher server (as vLLM serves QwQ), answering slowly
+        server = serve(teacher_reply, faults=FaultPlan(slow_rate=1.0, delay_s=0.05))
+        d = openai_teacher(base_recipe(), server.url)
+        d["distill"]["engine"]["concurrency"] = 2
     d["sources"][0]["count"] = 30
-    d["distill"]["sampling"]["max_tokens"] = 32
-    d["distill"]["engine"]["batch_size"] = 4
     _, path = write_recipe(d)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     args = ["distill", "--recipe", str(path), "--run-dir"]
@@ -178,14 +183,14 @@ def test_distill_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_model, 
     assert killed, "the phase finished before it could be killed; make the job bigger"
     partial = RunDir(tmp_path / "a").phase("distill").ids()
     assert 0 < len(partial) < 68
-    p = _cli(args + [str(tmp_path / "a")], env)
-    assert p.wait() == 0, p.stderr.read()
-    p = _cli(args + [str(tmp_path / "b")], env)
-    assert p.wait() == 0, p.stderr.read()
+    for target in ("a", "b"):
+        p = _cli(args + [str(tmp_path / target)], env)
+        assert p.wait() == 0, p.stderr.read()
     a, b = RunDir(tmp_path / "a").phase("distill"), RunDir(tmp_path / "b").phase("distill")
     ra, rb = list(a.records()), list(b.records())
     assert [r["id"] for r in ra] == [r["id"] for r in rb] and len(ra) == 68
-    assert sum(len(x.read_text().split("\n")) for x in (tmp_path / "a/distill/records").glob("*.ids")) == 68
+    sidecar_ids = [x for f in (tmp_path / "a/distill/records").glob("*.ids") for x in f.read_text().split("\n")]
+    assert len(sidecar_ids) == len(set(sidecar_ids)) == 68  # nothing written twice
     assert ra == rb
 
 
@@ -332,3 +337,50 @@ def test_assemble_reports_unavailable_benchmarks(tmp_path, write_recipe):
     stats = run.phase("assemble").read_json("stats.json")
     assert "gpqa_diamond" in stats["decontamination"]["skipped"]
     assert stats["decontamination"]["benchmarks"]["livecodebench"] > 1000
+
+
+# ---------------------------------------------------------------------------------------------- filter
+
+def _reformat_stub(run: RunDir, rows: list[dict]) -> None:
+    ph = run.phase("reformat")
+    with ph.writer("records") as w:
+        w.write_many(rows)
+    ph.write_manifest(recipe_digest="x", inputs={}, counts={}, started_at=time.time())
+
+
+def _trace(solution: str) -> str:
+    return ("<|begin_of_thought|>\n\nthinking\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\n"
+            f"{solution}\n\n<|end_of_solution|>")
+
+
+def test_filter_rejects_crashing_and_timing_out_code_and_wrong_math(tmp_path, write_recipe):
+    from skyt1.curation import filter as filter_phase
+
+    tests = {"kind": "stdio", "inputs": ["2 3\n", "10 5\n"], "outputs": ["5\n", "15\n"]}
+    code = {"good": "a, b = map(int, input().split())\nprint(a + b)",
+            "crash": "a, b = map(int, input().split())\nraise SystemExit(print(a / 0))",
+            "loop": "while True:\n    pass", "wrong": "print(5)"}
+    rows = [{"id": f"c/1#{i}", "problem_id": "c/1", "sample_index": i, "domain": "code", "question": "add",
+             "tests": tests, "reference": None, "reformat_method": "llm",
+             "trace": _trace(f"```python\n{src}\n```")} for i, src in enumerate(code.values())]
+    rows += [{"id": f"m/1#{i}", "problem_id": "m/1", "sample_index": i, "domain": "math", "question": "q",
+              "reference": "\\frac{1}{2}", "tests": None, "reformat_method": "llm",
+              "trace": _trace(f"So $\\boxed{{{ans}}}$")} for i, ans in enumerate(["0.5", "1/2", "50", "2"])]
+    rows.append({"id": "m/2#0", "problem_id": "m/2", "sample_index": 0, "domain": "math", "question": "q",
+                 "reference": None, "tests": None, "trace": _trace("x")})
+    d = base_recipe()
+    d["filter"].update({"code_timeout_s": 1, "max_correct_per_problem": 1})
+    recipe, _ = write_recipe(d)
+    run = RunDir(tmp_path / "run")
+    _reformat_stub(run, rows)
+    m = filter_phase.run(recipe, run)
+    ph = run.phase("filter")
+    kept = {r["id"] for r in ph.records()}
+    assert kept == {"c/1#0", "m/1#0"}
+    rejected = {r["id"]: r["reason"] for r in ph.records("rejected")}
+    assert rejected["m/1#1"] == "over max_correct_per_problem=1"  # 1/2 is also correct
+    for sid in ("c/1#1", "c/1#2", "c/1#3", "m/1#2", "m/1#3"):
+        assert sid in rejected and "over max" not in rejected[sid]
+    assert "timeout" in rejected["c/1#2"].lower()
+    assert [q["id"] for q in ph.records("quarantine")] == ["m/2#0"]
+    assert m["counts"]["in"] == 9 and m["counts"]["out"] == 2

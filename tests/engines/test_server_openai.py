@@ -72,10 +72,10 @@ def test_retries_through_429_and_500(hf_engine):
 
 
 def test_retries_after_timeouts(hf_engine):
-    with start_server(hf_engine, faults=FaultPlan(slow_first=1, delay_s=3.0)) as srv:
-        eng = _engine(srv.url, timeout_s=1.0, max_retries=2)
+    with start_server(hf_engine, faults=FaultPlan(slow_first=1, delay_s=4.0)) as srv:
+        eng = _engine(srv.url, timeout_s=1.5, max_retries=4)
         (c,) = eng.generate(_reqs(1))
-    assert c.finish_reason in ("stop", "length") and eng.usage["retries"] == 1
+    assert c.finish_reason in ("stop", "length") and eng.usage["retries"] >= 1 and eng.usage["failures"] == 0
 
 
 def test_keys_rotate_round_robin(hf_engine):

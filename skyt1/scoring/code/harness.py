@@ -88,7 +88,7 @@ def _child(job, test, index, nonce_r, verdict_w):
     sys.argv = ["solution.py"]
     mode = job["mode"]
     try:
-        code = compile(job["code"], "solution.py", "exec")
+        code = _compile(job["code"], mode)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
         print(f"compile error: {e!r}", file=sys.stderr)
         sys.stderr.flush()
@@ -138,6 +138,17 @@ def _child(job, test, index, nonce_r, verdict_w):
     except BaseException:  # noqa: BLE001
         status = status or EXIT_RUNTIME
     os._exit(status)
+
+
+def _compile(source, mode):
+    try:
+        return compile(source, "solution.py", "exec")
+    except SyntaxError as e:
+        # APPS runs stdin programs as the body of a function, so a top-level `return` ends the program
+        if mode != "stdio" or "'return' outside function" not in str(e):
+            raise
+    body = "".join("    " + line for line in source.splitlines(True))
+    return compile(f"def _program():\n{body}\n_program()\n", "solution.py", "exec")
 
 
 def _call(job, args, env):

@@ -99,16 +99,18 @@ def run_tests(code: str, tests: dict, limits: Limits, *, early_stop: bool = Fals
     job["early_stop"] = early_stop
     records, info = run_job(job, limits, isolation=isolation)
     total = len(expected)
-    passed, first_failure = 0, None
+    passed, failures = 0, []
     for i in range(total):
-        record = records[i] if i < len(records) else {"status": "runtime_error", "missing": True}
-        if _test_passed(job["mode"], record, expected[i]):
+        # a missing record: the harness died (e.g. the program killed it) or stopped early
+        record = records[i] if i < len(records) else None
+        if record is not None and _test_passed(job["mode"], record, expected[i]):
             passed += 1
-        elif first_failure is None:
-            first_failure = record
-    # a missing record means the harness died (e.g. the program killed it): that test counts as a crash
-    status = "passed" if first_failure is None else _status_of(first_failure)
-    if any(r.get("status") == "compile_error" for r in records):
+        elif record is not None or not (job["early_stop"] and failures):
+            failures.append(_status_of(record or {"status": "runtime_error"}))
+    # like the APPS labels: a crash, timeout or compile error outranks a wrong answer
+    crashes = [s for s in failures if s != "wrong_answer"]
+    status = "passed" if not failures else (crashes[0] if crashes else "wrong_answer")
+    if "compile_error" in failures:
         status = "compile_error"
     return {"correct": passed == total, "status": status, "passed": passed, "total": total,
             "isolation": info["isolation"], "process_limit": info["process_limit"]}

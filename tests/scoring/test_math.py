@@ -1,0 +1,106 @@
+import pytest
+from conftest import read_jsonl
+
+from skyt1.scoring import extract_math_answer, score
+
+GSM8K_ANSWER = r"^A:\s*(.+?)\s*$"  # GSM8K example solutions end with "A: <n>"
+
+
+@pytest.mark.parametrize("response,expected", [
+    ("so the area is \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+    ("first \\boxed{1} then \\fbox{2}", "2"),
+    ("\\boxed{\\{1, \\{2\\}\\}}", "\\{1, \\{2\\}\\}"),
+    ("<|begin_of_thought|> maybe \\boxed{3} <|end_of_thought|><|begin_of_solution|> so \\boxed{4}"
+     "<|end_of_solution|>", "4"),
+    ("<think>\\boxed{3}</think> The answer: \\boxed{5}", "5"),
+    ("Thus the final answer is $\\frac{3}{4}$. I hope it is correct.", "\\frac{3}{4}"),
+    ("The final answer is: 12.", "12"),
+])
+def test_extracts_the_final_answer(response, expected):
+    assert extract_math_answer(response) == expected
+
+
+@pytest.mark.parametrize("response", [
+    "We get 5 apples, then 7, so 12",  # no final answer: no "last number" fallback
+    "<think> I compute \\boxed{12} but wait",  # truncated inside the thinking
+    "<|begin_of_thought|> \\boxed{12} and then the output stopped",  # truncated Sky-T1 trace
+    "so the answer is \\boxed{12",  # unbalanced box
+])
+def test_no_final_answer_is_no_answer(response):
+    assert extract_math_answer(response) is None
+    verdict = score("math", response, "12")
+    assert verdict == {"correct": False, "extracted": None, "status": "no_answer", "passed": 0, "total": 1}
+
+
+@pytest.mark.parametrize("answer,reference,correct", [
+    ("50", "0.5", False),  # reference bug: x100 / 100 tolerance
+    ("0.5", "50", False),
+    ("100", "1", False),
+    ("1", "100", False),
+    ("025", "25", True),  # AIME zero padding
+    ("27.0", "27", True),  # AMC floats
+    ("123456789012345678901", "123456789012345678900", False),  # big integers exactly
+    ("\\frac{1}{2}", "0.5", True),
+    ("\\{2, 1\\}", "\\{1,2\\}", True),  # sets
+    ("[1, 2)", "[1,2)", True),  # intervals
+    ("(1, 2]", "[1,2)", False),
+    ("(3, 4)", "(3,4)", True),  # tuples/intervals as written
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", True),
+    ("5\\text{ cm}", "5", True),  # units
+    ("x^2+2x+1", "(x+1)^2", True),
+    ("\\text{Evelyn}", "\\text{Evelyn}", True),
+    ("\\text{Candy}", "\\text{Evelyn}", False),
+    ("\\text{brand}", "\\text{br}", False),  # reference bug: every "and" deleted from text answers
+    ("3", "3.0001", False),
+])
+def test_equivalence(answer, reference, correct):
+    verdict = score("math", f"Therefore \\boxed{{{answer}}}.", reference)
+    assert verdict["correct"] is correct, verdict
+    assert verdict["status"] == ("passed" if correct else "wrong_answer")
+
+
+def test_sympy_hang_is_a_timeout_not_a_crash():
+    verdict = score("math", "\\boxed{9^{9^{9^{9^{9}}}}}", "10^{10^{10^{10}}}", timeout_s=2)
+    assert verdict["status"] == "timeout" and verdict["correct"] is False
+    assert score("math", "\\boxed{4}", "4")["correct"] is True  # the pool recovered
+
+
+@pytest.mark.parametrize("response,reference", [(None, "1"), ("\\boxed{1}", ""), ("\\boxed{1}", None)])
+def test_invalid_input(response, reference):
+    assert score("math", response, reference)["status"] == "invalid_input"
+
+
+def test_math500_gold_solutions_score_correct(data, pool):
+    rows = read_jsonl(data / "math500" / "test.jsonl")
+    futures = [pool.submit("math", row["solution"], row["answer"]) for row in rows]
+    wrong = [(row["unique_id"], f.result()) for row, f in zip(rows, futures, strict=True)
+             if not f.result()["correct"]]
+    assert len(rows) == 500 and wrong == []
+
+
+def _gsm8k_cases(data, every: int):
+    rows = read_jsonl(data / "gsm8k" / "example_model_solutions.jsonl")
+    for i, row in enumerate(rows):
+        reference = extract_math_answer(row["ground_truth"], answer_pattern=GSM8K_ANSWER)
+        for j, model in enumerate(("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")):
+            if (i * 4 + j) % every == 0:
+                yield f"{i}/{model}", row[model]["solution"], reference, row[model]["is_correct"]
+
+
+def _check_gsm8k(data, pool, every):
+    cases = list(_gsm8k_cases(data, every))
+    futures = [pool.submit("math", sol, ref, answer_pattern=GSM8K_ANSWER) for _, sol, ref, _ in cases]
+    disagree = [(key, label, f.result()) for (key, _, _, label), f in zip(cases, futures, strict=True)
+                if f.result()["correct"] != label]
+    return cases, disagree
+
+
+def test_gsm8k_verdicts_agree_with_labels_subset(data, pool):
+    cases, disagree = _check_gsm8k(data, pool, every=7)
+    assert len(cases) > 700 and disagree == []
+
+
+@pytest.mark.slow
+def test_gsm8k_verdicts_agree_with_all_5276_labels(data, pool):
+    cases, disagree = _check_gsm8k(data, pool, every=1)
+    assert len(cases) == 5276 and disagree == []
