@@ -26,6 +26,7 @@ from skyt1.store import PhaseDir, RunDir, canonical_digest
 NAME = "report"
 PIPELINE = tuple(p for p in PHASES if p != NAME)
 REJECT_STREAMS = ("rejected", "quarantine", "removed")
+RECORD_STREAMS = ("records", *REJECT_STREAMS)
 REJECT_KEYS = ("rejected", "rejected_by_reason", "removed")  # manifest counts holding {reason: n}
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
@@ -115,8 +116,9 @@ def _phase_info(run: RunDir, name: str) -> PhaseInfo:
     manifest = ph.manifest()
     if manifest is not None:
         return PhaseInfo(name, "complete", manifest, rejections=_rejections(ph, manifest))
-    streams = ph.streams()
-    if streams:
+    # Only record streams: a phase may keep other JSONL files in subdirectories (trainer logs, eval samples).
+    streams = [s for s in ph.streams() if s in RECORD_STREAMS]
+    if streams or ph.backend.list(name):
         return PhaseInfo(name, "incomplete", records_so_far=sum(ph.count(s) for s in streams))
     return PhaseInfo(name, "not run")
 

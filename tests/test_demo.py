@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from skyt1.recipe import PHASES
+from skyt1.report import RECORD_STREAMS
 from skyt1.store import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def outcome(run_dir: Path) -> dict:
     run = RunDir(run_dir)
     ids = {}
     for phase in PHASES:
-        for stream in run.phase(phase).streams():
+        for stream in set(run.phase(phase).streams()) & set(RECORD_STREAMS):
             ids[f"{phase}/{stream}"] = sorted(run.phase(phase).ids(stream))
     train = run.phase("train").manifest()
     summary = run.phase("eval").read_json("summary.json")

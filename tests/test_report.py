@@ -132,12 +132,15 @@ def test_missing_phases_are_not_run_and_partial_ones_incomplete(tmp_path, recipe
     with run.phase("distill").writer("records") as w:
         w.write({"id": "a#0", "completion_tokens": 5})
         w.write({"id": "a#1"})
+    # A trainer killed mid-run: JSONL logs that are not record streams (no ids) must not break the report.
+    run.phase("train").write_text("checkpoints/trainer_log.jsonl", '{"current_steps": 1, "loss": 2.0}\n')
     manifest = report.run(recipe, run)
-    assert manifest["counts"] == {"phases_complete": 1, "phases_incomplete": 1, "phases_not_run": 5,
+    assert manifest["counts"] == {"phases_complete": 1, "phases_incomplete": 2, "phases_not_run": 4,
                                   "standins": manifest["counts"]["standins"]}
     md = run.phase("report").read_text("report.md")
     assert "| distill | incomplete | - | 2 so far | - | no manifest yet |" in md
-    for phase in ("reformat", "filter", "assemble", "train", "eval"):
+    assert "| train | incomplete | - | 0 so far | - | no manifest yet |" in md
+    for phase in ("reformat", "filter", "assemble", "eval"):
         assert f"| {phase} | not run | - | - | - | - | - | - |" in md
     assert "_Training not run._" in md and "_Evaluation not run._" in md
 

@@ -241,13 +241,10 @@ def _arc(r, i):
     return _choice(r.get("id", i), r["question"], list(r["choices"]["text"]), labels.index(r["answerKey"]))
 
 
-def _import_lines(code: str) -> str:
-    return "\n".join(line for line in code.splitlines() if re.match(r"\s*(import|from)\s+\w", line))
-
-
 def _humaneval(r, i):
-    tests = {"kind": "assert", "test_code": r["test"], "entry_point": r["entry_point"],
-             "setup_code": _import_lines(r["prompt"]) or None}
+    # The scorer runs setup_code after the program, too late for imports the function's signature needs:
+    # the prompt asks for the complete function with its imports instead.
+    tests = {"kind": "assert", "test_code": r["test"], "entry_point": r["entry_point"], "setup_code": None}
     return Item(r["task_id"].split("/")[-1], "code_complete", {"problem": r["prompt"].strip()}, tests)
 
 

@@ -92,6 +92,9 @@ class ScoringPool:
     def _score_math(self, response, reference, kw: dict) -> dict:
         timeout_s = kw.pop("timeout_s", None) or DEFAULT_TIMEOUT_S["math"]
         kw.pop("memory_mb", None)
+        unknown = set(kw) - {"answer_pattern"}
+        if unknown:
+            return invalid(f"unknown option(s) for the math scorer: {', '.join(sorted(unknown))}")
         # Math-Verify's own timeouts are a backstop; the hard per-item limit is ours
         worker = self._checkout()
         result = worker.call((response, reference), {"timeout_s": timeout_s + 5, **kw}, timeout_s)

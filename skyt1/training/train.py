@@ -165,6 +165,8 @@ class _Progress:
             return
         desc = f"loss {entry['loss']:.4f}" if isinstance(entry.get("loss"), int | float) else ""
         if self.bar is None:
+            if not desc:  # the closing summary line repeats the last step
+                return
             print(f"train: step {step}/{total} {desc}", file=sys.stderr, flush=True)
             return
         if self.task is None:
@@ -269,24 +271,38 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | No
 def _attempt(args: dict, paths: config.Paths, root: Path, topo: launch.Topology, distributed: bool,
              progress: bool | None, *, resume: str | None, moved: list[dict] | None = None) -> dict:
     attempts_path = root / "attempts.jsonl"
-    number = len(_read_jsonl(attempts_path)) + 1
+    number = len(_attempts(attempts_path)) + 1
     launch_args = {**args, **({"resume_from_checkpoint": resume} if resume else {})}
     cfg_path = root / (f"llamafactory-node{topo.node_rank}.yaml" if topo.node_rank else "llamafactory.yaml")
     cfg_path.write_text(yaml.safe_dump(launch_args, sort_keys=True, width=110))
     log_path = root / "logs" / f"attempt-{number}-node{topo.node_rank}.log"
     cmd = launch.command(cfg_path, topo, distributed=distributed)
     log.info("train: attempt %d, %s; log %s", number, f"resuming from {resume}" if resume else "from scratch", log_path)
-    started = time.time()
+    entry = {"attempt": number, "started_at": time.time(), "resumed_from": Path(resume).name if resume else None,
+             "quarantined": moved or [], "world_size": topo.world_size, "device": _device_kind(), "log": str(log_path)}
+    if topo.is_head:  # recorded before the launch: a preempted attempt never gets to write its end
+        _append_jsonl(attempts_path, entry)
     show = sys.stderr.isatty() if progress is None else progress
     with _Progress(show and topo.is_head) as bar:
         code = launch.run_training(cmd, launch.process_env(distributed), log_path=log_path,
                                    trainer_log=paths.output_dir / launch.TRAINER_LOG, on_entry=bar.update)
-    entry = {"attempt": number, "node_rank": topo.node_rank, "started_at": started, "wall_s": round(time.time() - started, 3),
-             "exit_code": code, "resumed_from": Path(resume).name if resume else None, "quarantined": moved or [],
-             "world_size": topo.world_size, "device": _device_kind(), "log": str(log_path)}
+    end = {"attempt": number, "exit_code": code, "wall_s": round(time.time() - entry["started_at"], 3)}
     if topo.is_head:
-        _append_jsonl(attempts_path, entry)
-    return entry
+        _append_jsonl(attempts_path, end)
+    return {**entry, **end}
+
+
+def _attempts(path: Path) -> list[dict]:
+    """One dict per attempt; an attempt that was killed gets its wall time from its log's last write."""
+    merged: dict[int, dict] = {}
+    for e in _read_jsonl(path):
+        merged.setdefault(e["attempt"], {}).update(e)
+    for a in merged.values():
+        if "wall_s" not in a:
+            log_file = Path(a["log"])
+            last = log_file.stat().st_mtime if log_file.exists() else a["started_at"]
+            a.update(exit_code=None, wall_s=round(max(0.0, last - a["started_at"]), 3))
+    return [merged[k] for k in sorted(merged)]
 
 
 def _finish(ph, root: Path, paths: config.Paths, state: dict, frozen: dict, inputs: dict, recipe_digest: str,
@@ -295,7 +311,7 @@ def _finish(ph, root: Path, paths: config.Paths, state: dict, frozen: dict, inpu
               for e in state.get("log_history", []) if "loss" in e and "step" in e]
     ph.write_text("loss.jsonl", "".join(json.dumps(x, sort_keys=True) + "\n" for x in losses))
     final = _publish_model(paths.output_dir, root)
-    attempts = _read_jsonl(root / "attempts.jsonl")
+    attempts = _attempts(root / "attempts.jsonl")
     train_wall = sum(a["wall_s"] for a in attempts)
     on_gpu = any(a.get("device") == "gpu" for a in attempts)
     started = min((a["started_at"] for a in attempts), default=time.time())

@@ -38,7 +38,6 @@ def test_code_targets_are_score_test_dicts(data_dir):
     he = load_task("humaneval", data_dir=data_dir, limit=1).problems[0]
     assert he.scorer == "code"
     assert he.target["kind"] == "assert" and he.target["entry_point"] == "has_close_elements"
-    assert "from typing import List" in he.target["setup_code"]
     mb = load_task("mbpp", data_dir=data_dir, limit=1).problems[0]
     assert mb.target == {"kind": "assert", "entry_point": None, "setup_code": None,
                          "test_code": 'assert remove_Occ("hello","l") == "heo"\nassert remove_Occ("abcda","a") == "bcd"\n'
@@ -132,3 +131,26 @@ def test_gpqa_options_shuffled_fixed_and_balanced(tmp_path):
         assert "(A, B, C, or D)" in text
     options, gold = shuffle_options("rec1", "c", ["w1", "w2", "w3"])
     assert options[gold] == "c" and sorted(options) == ["c", "w1", "w2", "w3"]
+
+
+def test_targets_work_with_the_real_scorers(data_dir, tmp_path):
+    from skyt1.scoring import score
+
+    row = json.loads((data_dir / "humaneval" / "HumanEval.jsonl").read_text().splitlines()[0])
+    he = load_task("humaneval", data_dir=data_dir, limit=1).problems[0]
+    full = row["prompt"] + row["canonical_solution"]  # the prompt asks for the function with its imports
+    assert score("code", f"```python\n{full}\n```", he.target)["correct"] is True
+    wrong = full.replace("return True", "return False", 1)
+    assert score("code", f"```python\n{wrong}\n```", he.target)["status"] == "wrong_answer"
+    mb = load_task("mbpp", data_dir=data_dir, limit=1).problems[0]
+    assert score("code", "```python\ndef remove_Occ(s, c):\n    return s\n```", mb.target)["correct"] is False
+    math = load_task("aime24", data_dir=data_dir, limit=1).problems[0]
+    assert score("math", "so the answer is \\boxed{204}", math.target)["correct"] is True
+    choice = _choice_problem()
+    assert score("choice", f"The answer is \\boxed{{{choice.target}}}", choice.target, **choice.score_kw)["correct"]
+
+
+def _choice_problem():
+    from skyt1.data.benchmarks import _choice
+
+    return _choice("q", "Which?", ["w", "x", "y", "z"], 2)

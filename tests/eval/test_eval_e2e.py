@@ -149,7 +149,7 @@ def _skyt1() -> str:
 
 def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tiny_model, data_dir, tmp_path):
     args = ["eval", "--benchmarks", "aime,math500", "--model", str(tiny_model), "--backend", "hf", "--dtype",
-            "float32", "--n", "4", "--limit", "6", "--max-tokens", "48", "--batch-size", "2",
+            "float32", "--n", "2", "--limit", "4", "--max-tokens", "24", "--batch-size", "2",
             "--data-dir", str(data_dir), "-q", "--scoring-workers", "1"]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -158,16 +158,16 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tiny_model, data_d
     samples = killed / "aime24" / "samples.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if samples.exists() and samples.read_text().count("\n") >= 3:
+        if samples.exists() and samples.read_text().count("\n") >= 2:
             break
         time.sleep(0.02)
     assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = samples.read_text().count("\n")
-    assert 3 <= partial < 24
+    assert 2 <= partial < 8
     with open(samples, "a") as f:  # what a kill in the middle of a write leaves behind
-        f.write('{"id": "aime24/65#3", "response": "cut sh')
+        f.write('{"id": "aime24/63#1", "response": "cut sh')
     resumed = subprocess.run([_skyt1(), *args, "--output-dir", str(killed)], env=env, capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -176,7 +176,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tiny_model, data_d
     assert result.exit_code == 0, result.output
     for bench in ("aime24", "math500"):
         got, want = _by_id(killed, bench), _by_id(clean, bench)
-        assert len(want) == 24
+        assert len(want) == 8
         assert got == want
 
 

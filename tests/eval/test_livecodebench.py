@@ -93,3 +93,16 @@ def test_shared_data_livecodebench_has_no_tests(data_dir):
     # ../shared/data/livecodebench holds model outputs only: the error must say where the test files come from.
     with pytest.raises(DatasetUnavailable, match="code_generation_lite"):
         load_task("livecodebench", data_dir=data_dir)
+
+
+def test_decoded_tests_run_in_the_code_scorer(lcb_dir):
+    from skyt1.scoring import score
+
+    stdin, functional, _ = load_task("livecodebench@release_v1", data_dir=lcb_dir).problems
+    good_stdin = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+    bad_stdin = "```python\na, b = map(int, input().split())\nprint(a - b)\n```"
+    good_call = ("```python\nclass Solution:\n    def total(self, nums, k):\n        return sum(nums) + k\n```")
+    assert score("code", good_stdin, stdin.target)["correct"] is True
+    assert score("code", bad_stdin, stdin.target)["correct"] is False
+    verdict = score("code", good_call, functional.target)
+    assert verdict["correct"] is True and verdict["total"] == 3

@@ -1,0 +1,232 @@
+"""Hostile programs are contained and judged wrong; nothing they start outlives the verdict.
+
+Most programs here would PASS their test if the attack worked (the expected output is the stolen value),
+so a verdict of "not correct" proves the attack failed.
+"""
+
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import fenced
+
+from skyt1.scoring import score
+from skyt1.scoring.code import sandbox
+
+
+def _stdio(expected: str, inputs: str = "") -> dict:
+    return {"kind": "stdio", "inputs": [inputs], "outputs": [expected]}
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _sandbox_processes() -> list[str]:
+    """Descendants of this test process (others on the machine may be scoring too)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = ancestor = int(entry)
+        while ancestor > 1 and ancestor != me:
+            ancestor = _parent(ancestor)
+        if ancestor != me:
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "math_worker" not in cmdline:  # the shared math pool lives on purpose
+            found.append(f"{pid}: {cmdline[:100]}")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_stray_processes():
+    yield
+    time.sleep(0.05)
+    assert _sandbox_processes() == []
+
+
+def run(program: str, tests: dict, **kw) -> dict:
+    verdict = score("code", fenced(program), tests, **kw)
+    assert verdict["isolation"] == "bwrap", "bubblewrap must work on the test machine"
+    return verdict
+
+
+def test_bwrap_is_used_and_recorded():
+    verdict = run("print(input())", _stdio("hi\n", "hi\n"))
+    assert verdict["correct"] and verdict["isolation"] == "bwrap"
+
+
+def test_environment_secrets_are_invisible(monkeypatch):
+    secret = "sk-" + uuid.uuid4().hex
+    monkeypatch.setenv("SKYT1_TEST_API_KEY", secret)
+    program = "import os\nprint(os.environ.get('SKYT1_TEST_API_KEY'))"
+    assert not run(program, _stdio(secret))["correct"]
+
+
+def test_host_files_home_and_tmp_are_invisible(tmp_path):
+    token = uuid.uuid4().hex
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text(token)
+    program = (f"import os\nout = open({str(secret_file)!r}).read()\n"
+               "print(out)")
+    verdict = run(program, _stdio(token))
+    assert verdict["status"] == "runtime_error"
+    listing = "import os\nprint(os.path.exists('/home'), os.path.exists('/root/.bashrc'), os.path.exists('/etc/passwd'),"\
+              " os.path.exists('/proc/1'), os.path.exists(os.path.expanduser('~/.ssh')))"
+    assert run(listing, _stdio("False False False False False"))["correct"]
+
+
+def test_expected_outputs_are_not_readable():
+    expected = "SKYT1EXPECTED-" + uuid.uuid4().hex
+    program = """
+import os
+hit = None
+for root, dirs, files in os.walk('/'):
+    if root.startswith(('/usr', '/root/.pyenv')):
+        continue
+    for name in files:
+        try:
+            data = open(os.path.join(root, name), 'rb').read(1 << 20)
+        except OSError:
+            continue
+        i = data.find(b'SKYT1EXPECTED-')
+        if i >= 0:
+            hit = data[i:i + 46].decode()
+print(hit)
+"""
+    assert not run(program, _stdio(expected), timeout_s=10)["correct"]
+
+
+def test_no_network():
+    greeting = uuid.uuid4().hex
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+
+    def serve():
+        try:
+            conn, _ = server.accept()
+            conn.sendall(greeting.encode())
+            conn.close()
+        except OSError:
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    program = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint(s.recv(64).decode())"
+    try:
+        verdict = run(program, _stdio(greeting))
+    finally:
+        server.close()
+    assert verdict["status"] == "runtime_error"
+
+
+def test_cannot_write_outside_the_sandbox(tmp_path):
+    target = tmp_path / "pwned"
+    program = f"open({str(target)!r}, 'w').write('x')\nprint('done')"
+    verdict = run(program, _stdio("done"))
+    assert not verdict["correct"] and not target.exists()
+    assert not run("open('/usr/pwned', 'w')\nprint('done')", _stdio("done"))["correct"]
+    assert not Path("/usr/pwned").exists()
+
+
+def test_private_tmp_is_writable_and_private():
+    assert run("open('/tmp/x', 'w').write('7')\nprint(open('/tmp/x').read())", _stdio("7"))["correct"]
+
+
+def test_fork_bomb_is_contained():
+    t0 = time.monotonic()
+    verdict = run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+                  _stdio("1"), timeout_s=2)
+    assert not verdict["correct"] and time.monotonic() - t0 < 30
+
+
+def test_memory_bomb():
+    verdict = run("x = bytearray(8 * 1024 ** 3)\nprint(1)", _stdio("1"), memory_mb=512)
+    assert verdict["status"] == "memory_limit"
+
+
+def test_infinite_loop_times_out():
+    t0 = time.monotonic()
+    verdict = run("while True:\n    pass", {"kind": "stdio", "inputs": ["", ""], "outputs": ["1", "1"]}, timeout_s=1)
+    assert verdict["status"] == "timeout" and verdict["passed"] == 0
+    assert time.monotonic() - t0 < 10
+
+
+def test_huge_output_is_cut_off():
+    verdict = run("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)", _stdio("x"), timeout_s=5)
+    assert not verdict["correct"] and verdict["status"] in ("runtime_error", "timeout")
+
+
+def test_sleeping_children_do_not_outlive_the_verdict():
+    program = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\nprint(1)"
+    assert run(program, _stdio("1"))["correct"]  # the fixture checks nothing is left
+
+
+def test_killing_the_harness_is_a_failure():
+    program = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint(1)"
+    verdict = run(program, {"kind": "stdio", "inputs": ["", ""], "outputs": ["1", "1"]})
+    assert not verdict["correct"] and verdict["passed"] == 0
+
+
+def test_kill_everything_is_a_failure():
+    program = "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint(1)"
+    assert not run(program, _stdio("1"))["correct"]
+
+
+FAILING_ASSERT = {"kind": "assert", "test_code": "def check(candidate):\n    assert candidate(1) == 3\n",
+                  "entry_point": "f"}
+
+
+@pytest.mark.parametrize("program", [
+    "def f(x):\n    return x + 1\nimport sys\nsys.exit(0)",
+    "def f(x):\n    return x + 1\nimport os\nos._exit(0)",
+    "import atexit, os\natexit.register(lambda: os._exit(0))\ndef f(x):\n    return x + 1",
+    "def f(x):\n    import os\n    os._exit(0)",
+    "def f(x):\n    raise SystemExit(0)",
+    "def f(x):\n    print('OK')\n    return x + 1",
+    "import builtins\nbuiltins.AssertionError = SystemExit\ndef f(x):\n    return x + 1",
+])
+def test_exit_code_tricks_cannot_pass_failed_asserts(program):
+    verdict = run(program, FAILING_ASSERT)
+    assert not verdict["correct"] and verdict["passed"] == 0
+
+
+def test_asserts_that_hold_pass():
+    assert run("def f(x):\n    return x + 2", FAILING_ASSERT)["correct"]
+
+
+def test_eq_trick_fails():
+    program = ("class Anything:\n    def __eq__(self, other):\n        return True\n"
+               "class Solution:\n    def solve(self, x):\n        return Anything()")
+    tests = {"kind": "call", "fn_name": "solve", "inputs": [[1], [2]], "outputs": [2, 4]}
+    verdict = run(program, tests)
+    assert not verdict["correct"] and verdict["passed"] == 0
+    subclass = "class Int(int):\n    def __eq__(self, other):\n        return True\ndef solve(x):\n    return Int(0)"
+    assert not run(subclass, tests)["correct"]
+
+
+def test_fallback_without_bwrap_is_loud_and_recorded(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sandbox, "_warned", False)
+    sandbox.bwrap_available.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="CODE SANDBOX DISABLED"):
+            verdict = score("code", fenced("print(input())"), _stdio("5", "5"))
+        assert verdict["correct"] and verdict["isolation"] == "rlimits"
+        looping = score("code", fenced("while True:\n    pass"), _stdio("5"), timeout_s=1)
+        assert looping["status"] == "timeout"
+    finally:
+        sandbox.bwrap_available.cache_clear()
