@@ -1,4 +1,4 @@
-"""`skyt1 eval` (benchmarks against any model) and `skyt1 tiny-model` (a tiny random model for demos/tests)."""
+"""`skyt1 eval`: benchmarks against any model."""
 
 from __future__ import annotations
 
@@ -124,13 +124,3 @@ def _system_prompt(option: str | None, model: str | None) -> str | None:
             raise click.BadParameter(f"{path}: no such file", param_hint="--system-prompt")
         return path.read_text().strip()
     return option
-
-
-@click.command("tiny-model")
-@click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--seed", type=int, default=0, show_default=True, help="Weights seed (the tokenizer is fixed).")
-def tiny_model(out_dir: str, seed: int) -> None:
-    """Build a tiny random Qwen2-architecture chat model in OUT_DIR (offline, seconds) for demos and tests."""
-    from skyt1.tiny_model import build_tiny_model
-
-    click.echo(str(build_tiny_model(out_dir, seed=seed)))

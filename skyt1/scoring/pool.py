@@ -16,7 +16,7 @@ import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from skyt1.scoring.registry import DEFAULT_TIMEOUT_S, check_kind, invalid, score_in_thread
+from skyt1.scoring.registry import MATH_TIMEOUT_S, check_kind, invalid, score_in_thread
 
 
 class _MathProcess:
@@ -90,7 +90,7 @@ class ScoringPool:
             return invalid(str(e))
 
     def _score_math(self, response, reference, kw: dict) -> dict:
-        timeout_s = kw.pop("timeout_s", None) or DEFAULT_TIMEOUT_S["math"]
+        timeout_s = kw.pop("timeout_s", None) or MATH_TIMEOUT_S
         kw.pop("memory_mb", None)
         unknown = set(kw) - {"answer_pattern"}
         if unknown:
@@ -129,3 +129,6 @@ class ScoringPool:
         for proc in self._all:
             proc.kill()
         self._all.clear()
+        from skyt1.scoring.code.sandbox import close_idle_sessions
+
+        close_idle_sessions()

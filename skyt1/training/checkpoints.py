@@ -109,6 +109,12 @@ def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path:
     return target
 
 
+def newest_complete(output_dir: Path, *, deepspeed: bool, world_size: int) -> Checkpoint | None:
+    """The checkpoint `sweep` would resume from, found without moving anything (for worker nodes)."""
+    complete = [c for c in list_checkpoints(output_dir) if problem(c, deepspeed=deepspeed, world_size=world_size) is None]
+    return complete[-1] if complete else None
+
+
 def sweep(output_dir: Path, quarantine_dir: Path, *, deepspeed: bool, world_size: int) -> tuple[Checkpoint | None, list[dict]]:
     """Quarantine every incomplete checkpoint; return the newest complete one and what was moved."""
     moved, newest = [], None

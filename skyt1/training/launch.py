@@ -126,7 +126,8 @@ def run_training(cmd: list[str], env: dict[str, str], *, log_path: Path, trainer
     with log_path.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent)
         done = threading.Event()
 
         def forward(signum, _frame):
@@ -155,6 +156,17 @@ def run_training(cmd: list[str], env: dict[str, str], *, log_path: Path, trainer
                 proc.wait()
     follower.poll()
     return proc.returncode
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the trainer when skyt1 itself is killed, so no orphan keeps writing checkpoints into
+    the directory the next attempt resumes from (torchrun passes SIGTERM on to its workers)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def tail(path: Path, lines: int = 40) -> str:

@@ -230,18 +230,25 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | No
     fingerprint = config.fingerprint(args, deepspeed, data_digest=data_digest, world_size=topo.world_size)
     frozen = {"fingerprint": fingerprint, "train_args": args, "recipe_digest": recipe_digest}
 
-    if not topo.is_head:  # workers train; the head node alone tidies, freezes and publishes
-        return _attempt(args, paths, root, topo, distributed, progress, resume=None)
-
-    if force:
+    if force and topo.is_head:
         ph.invalidate()
         _reset(root)
-    _freeze(ph, root, frozen, force=force)
-    ph.invalidate()  # a manifest of other data or another recipe must not outlive this attempt
+    # Every node writes these (identical, atomic): a worker reads them before the rendezvous with the head.
     ph.write_text("data/dataset_info.json", json.dumps(config.dataset_info(recipe.assemble.dataset_name,
                                                                            str(train_json)), indent=2))
     if deepspeed:
         ph.write_text("deepspeed.json", json.dumps(deepspeed, indent=2))
+    if not topo.is_head:  # workers train; the head node alone checks, tidies, freezes and publishes
+        newest = checkpoints.newest_complete(paths.output_dir, deepspeed=deepspeed is not None,
+                                             world_size=topo.world_size)  # the head's choice, without moving
+        attempt = _attempt(args, paths, root, topo, distributed, progress, resume=str(newest.path) if newest else None)
+        if attempt["exit_code"] != 0:
+            raise TrainError(f"training on node {topo.node_rank} failed (exit code {attempt['exit_code']}); "
+                             f"log: {attempt['log']}\n{launch.tail(Path(attempt['log']))}")
+        return {"phase": NAME, "node_rank": topo.node_rank, "attempt": attempt}
+
+    _freeze(ph, root, frozen, force=force)
+    ph.invalidate()  # a manifest of other data or another recipe must not outlive this attempt
 
     quarantine_dir = root / "quarantine"
     state = _training_done(paths.output_dir)
@@ -275,7 +282,9 @@ def _attempt(args: dict, paths: config.Paths, root: Path, topo: launch.Topology,
     launch_args = {**args, **({"resume_from_checkpoint": resume} if resume else {})}
     cfg_path = root / (f"llamafactory-node{topo.node_rank}.yaml" if topo.node_rank else "llamafactory.yaml")
     cfg_path.write_text(yaml.safe_dump(launch_args, sort_keys=True, width=110))
-    log_path = root / "logs" / f"attempt-{number}-node{topo.node_rank}.log"
+    # Only the head numbers attempts; a worker names its log by time (it may start before the head records).
+    log_name = f"attempt-{number}.log" if topo.is_head else f"node{topo.node_rank}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    log_path = root / "logs" / log_name
     cmd = launch.command(cfg_path, topo, distributed=distributed)
     log.info("train: attempt %d, %s; log %s", number, f"resuming from {resume}" if resume else "from scratch", log_path)
     entry = {"attempt": number, "started_at": time.time(), "resumed_from": Path(resume).name if resume else None,

@@ -38,13 +38,6 @@ def _mbpp(data, pool, rows):
     return [(r["task_id"], f.result()) for r, f in zip(rows, futures, strict=True) if not f.result()["correct"]]
 
 
-def test_mbpp_reference_solutions_pass_subset(data, pool):
-    rows = read_jsonl(data / "mbpp" / "mbpp.jsonl")
-    subset = [r for r in rows if r["task_id"] % 8 == 0 or r["task_id"] in (367, 927)]
-    assert _mbpp(data, pool, subset) == []
-
-
-@pytest.mark.slow
 def test_mbpp_all_974_reference_solutions_pass(data, pool):
     rows = read_jsonl(data / "mbpp" / "mbpp.jsonl")
     assert len(rows) == 974 and _mbpp(data, pool, rows) == []

@@ -78,29 +78,24 @@ def test_math500_gold_solutions_score_correct(data, pool):
     assert len(rows) == 500 and wrong == []
 
 
-def _gsm8k_cases(data, every: int):
-    rows = read_jsonl(data / "gsm8k" / "example_model_solutions.jsonl")
-    for i, row in enumerate(rows):
+def test_gsm8k_verdicts_agree_with_all_5276_labels(data, pool):
+    cases = []
+    for i, row in enumerate(read_jsonl(data / "gsm8k" / "example_model_solutions.jsonl")):
         reference = extract_math_answer(row["ground_truth"], answer_pattern=GSM8K_ANSWER)
-        for j, model in enumerate(("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")):
-            if (i * 4 + j) % every == 0:
-                yield f"{i}/{model}", row[model]["solution"], reference, row[model]["is_correct"]
-
-
-def _check_gsm8k(data, pool, every):
-    cases = list(_gsm8k_cases(data, every))
+        for model in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"):
+            cases.append((f"{i}/{model}", row[model]["solution"], reference, row[model]["is_correct"]))
     futures = [pool.submit("math", sol, ref, answer_pattern=GSM8K_ANSWER) for _, sol, ref, _ in cases]
     disagree = [(key, label, f.result()) for (key, _, _, label), f in zip(cases, futures, strict=True)
                 if f.result()["correct"] != label]
-    return cases, disagree
-
-
-def test_gsm8k_verdicts_agree_with_labels_subset(data, pool):
-    cases, disagree = _check_gsm8k(data, pool, every=7)
-    assert len(cases) > 700 and disagree == []
-
-
-@pytest.mark.slow
-def test_gsm8k_verdicts_agree_with_all_5276_labels(data, pool):
-    cases, disagree = _check_gsm8k(data, pool, every=1)
     assert len(cases) == 5276 and disagree == []
+
+
+def test_qwen25_math_outputs_agree_with_their_labels(data, pool):
+    """800 labelled Qwen2.5-Math responses: every verdict agrees with its label except one mislabel,
+    "10{,}000" (gold) vs "10000", which are the same number."""
+    rows = read_jsonl(data / "model_outputs" / "qwen25_math_rm_maj_example" / "math_cot_100.jsonl")
+    cases = [(r["code"][i], str(r["gt"]), r["score"][i]) for r in rows for i in range(len(r["code"]))]
+    futures = [pool.submit("math", response, gold) for response, gold, _ in cases]
+    disagree = [(gold, f.result()["extracted"], label) for (_, gold, label), f in zip(cases, futures, strict=True)
+                if f.result()["correct"] != label]
+    assert len(cases) == 800 and disagree == [("10{,}000", "10000", False)]

@@ -30,24 +30,37 @@ def _parent(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def _sandbox_processes() -> list[str]:
-    """Descendants of this test process (others on the machine may be scoring too)."""
-    me, found = os.getpid(), []
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _descendants() -> dict[int, list[int]]:
+    """pid -> its ancestors up to this test process, for every descendant of it."""
+    me, found = os.getpid(), {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
-        pid = ancestor = int(entry)
+        chain, ancestor = [], int(entry)
         while ancestor > 1 and ancestor != me:
             ancestor = _parent(ancestor)
-        if ancestor != me:
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "math_worker" not in cmdline:  # the shared math pool lives on purpose
-            found.append(f"{pid}: {cmdline[:100]}")
+            chain.append(ancestor)
+        if ancestor == me:
+            found[int(entry)] = chain[:-1]
     return found
+
+
+def _sandbox_processes() -> list[str]:
+    """Processes started by programs under test: anything below a harness. (Idle harnesses waiting for
+    their next job are the scorer's own and stay; others on the machine may be scoring too.)"""
+    return [f"{pid}: {_cmdline(pid)[:100]}" for pid, chain in _descendants().items()
+            if any(_is_harness(_cmdline(a)) for a in chain)]
+
+
+def _is_harness(cmdline: str) -> bool:
+    return "harness.py" in cmdline and not cmdline.startswith("bwrap")
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +107,7 @@ def test_expected_outputs_are_not_readable():
 import os
 hit = None
 for root, dirs, files in os.walk('/'):
-    if root.startswith(('/usr', '/root/.pyenv')):
+    if root.startswith(('/usr', '/root/.pyenv', '/dev')):
         continue
     for name in files:
         try:
@@ -106,7 +119,8 @@ for root, dirs, files in os.walk('/'):
             hit = data[i:i + 46].decode()
 print(hit)
 """
-    assert not run(program, _stdio(expected), timeout_s=10)["correct"]
+    verdict = run(program, _stdio(expected), timeout_s=10)
+    assert verdict["status"] == "wrong_answer" and not verdict["correct"]
 
 
 def test_no_network():
@@ -179,6 +193,13 @@ def test_killing_the_harness_is_a_failure():
     program = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint(1)"
     verdict = run(program, {"kind": "stdio", "inputs": ["", ""], "outputs": ["1", "1"]})
     assert not verdict["correct"] and verdict["passed"] == 0
+
+
+def test_closing_leaves_no_sandbox_processes():
+    run("print(1)", _stdio("1"))
+    sandbox.close_idle_sessions()
+    left = [_cmdline(pid) for pid in _descendants()]
+    assert [c for c in left if "harness.py" in c or c.startswith("bwrap")] == []
 
 
 def test_kill_everything_is_a_failure():

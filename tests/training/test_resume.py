@@ -69,10 +69,13 @@ def test_kill_during_save_and_during_training_then_resume(tiny_model, make_run):
 
 def test_changed_config_is_refused_and_force_starts_over(tiny_model, make_run, monkeypatch):
     run = make_run()
+    monkeypatch.setenv("SKYPILOT_TASK_ID", "sky-2026-11-21-managed-7_skyt1-train_0")
     first = train.run(recipe_for(tiny_model, max_steps=2), run, progress=False)
     assert first["counts"]["steps"] == 2
     frozen = yaml.safe_load(run.local_path("train/frozen_config.yaml").read_text())
     assert frozen["fingerprint"]["train_args"]["max_steps"] == 2
+    # W&B / TensorBoard see one run across recoveries: the name comes from SkyPilot's stable task id.
+    assert frozen["train_args"]["run_name"] == "sky-2026-11-21-managed-7_skyt1-train_0"
 
     with pytest.raises(train.TrainError, match=r"learning_rate: 0.001 -> 0.002\n  train_args.max_steps: 2 -> 3"):
         train.run(recipe_for(tiny_model, max_steps=3, learning_rate=2e-3), run, progress=False)

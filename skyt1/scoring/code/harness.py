@@ -1,9 +1,10 @@
 """Test harness that runs INSIDE the sandbox (standard library only; started as a script).
 
-It reads one job as JSON from stdin: {"mode": "stdio"|"call"|"assert", "code", "tests": [...], "timeout_s", "workdir",
-"memory_mb", "output_bytes", "early_stop", "pid_namespace"}. For every test it forks a child that applies
-the resource limits, runs the untrusted program, and exits; the harness waits with a wall-clock timeout and
-then kills everything the child started. It writes one JSON line per test to its own stdout, which the
+It serves jobs, one JSON line each on stdin: {"mode": "stdio"|"call"|"assert", "code", "tests": [...],
+"timeout_s", "memory_mb", "output_bytes", "early_stop", "pid_namespace"}. For every test it forks a child
+that applies the resource limits, runs the untrusted program, and exits; the harness waits with a
+wall-clock timeout, then kills everything the child started and wipes the scratch directory, so one
+harness serves many solutions without one seeing another (sandbox start-up is paid once per worker). It writes one JSON line per test to its own stdout, which the
 child cannot reach (the child's fds are closed; no /proc in the sandbox).
 
 Expected outputs are never part of the job: the harness reports what the program produced (stdout text,
@@ -19,6 +20,7 @@ import os
 import random
 import resource
 import select
+import shutil
 import signal
 import sys
 import time
@@ -281,20 +283,33 @@ def _run_test(job, index, test):
             pass
         os.close(verdict_r)
         record["asserts_passed"] = got == nonce and record["status"] == "ok"
-    for name in ("in", "out", "err"):
-        try:
-            os.unlink(f"{WORK}/{name}{index}")
-        except OSError:
-            pass
+    _wipe_scratch()
     return record
 
 
-def main():
-    global WORK
-    job = json.loads(sys.stdin.buffer.read())
-    WORK = job.get("workdir") or WORK
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    out = sys.stdout
+def _wipe_scratch():
+    """Nothing a test wrote survives it (the next test, or the next job, starts clean)."""
+    for entry in os.scandir(WORK):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _not_dumpable():
+    """Children run as the same user: without this, a program could ptrace the harness and forge results."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
+
+
+def run_job(job, out):
     for index, test in enumerate(job["tests"]):
         record = _run_test(job, index, test)
         out.write(json.dumps(record) + "\n")
@@ -302,6 +317,20 @@ def main():
         failed = record["status"] != "ok" or record.get("asserts_passed") is False
         if record["status"] == "compile_error" or (failed and job.get("early_stop")):
             break
+    out.write(json.dumps({"end": True}) + "\n")
+    out.flush()
+
+
+def main():
+    """Serve jobs, one JSON line each on stdin, until stdin closes. Each job's answer is one JSON line per
+    test that ran, then {"end": true}."""
+    global WORK
+    _not_dumpable()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if len(sys.argv) > 1:
+        WORK = sys.argv[1]
+    for line in sys.stdin.buffer:
+        run_job(json.loads(line), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,19 @@ records which isolation was used (`isolation`: "bwrap" or "rlimits").
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -120,6 +123,9 @@ class _ProcessCap:
                 self._remove(path)
         elif os.geteuid() != 0:
             self.kind = "rlimit"
+        else:
+            _warn_once("no process-count limit: running as root (where RLIMIT_NPROC does not apply) "
+                       "without a writable pids cgroup")
         self._procs_fd = os.open(os.path.join(self.path, "cgroup.procs"), os.O_WRONLY) if self.path else None
 
     def preexec(self) -> None:  # runs in the forked child before exec: keep it minimal
@@ -151,6 +157,13 @@ class _ProcessCap:
 
 
 _warned = False
+_warned_messages: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    if msg not in _warned_messages:
+        _warned_messages.add(msg)
+        log.warning(msg)
 
 
 def _warn_no_bwrap(reason: str) -> None:
@@ -163,11 +176,111 @@ def _warn_no_bwrap(reason: str) -> None:
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
+class _Session:
+    """One long-lived harness (inside bwrap, or bare with limits only) that runs jobs one at a time."""
+
+    def __init__(self, use_bwrap: bool, limits: Limits):
+        python, prefix = _python()
+        self.use_bwrap = use_bwrap
+        self.scratch = None
+        if use_bwrap:
+            cmd = _bwrap_command(python, prefix, limits)
+        else:
+            self.scratch = tempfile.mkdtemp(prefix="skyt1-sandbox-")
+            cmd = [python, "-I", "-B", str(HARNESS), self.scratch]
+        self.cap = _ProcessCap(limits.max_processes)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     cwd=self.scratch, env={} if not use_bwrap else None, start_new_session=True,
+                                     preexec_fn=self.cap.preexec)
+        self._buffer = b""
+
+    def run(self, job: dict, timeout_s: float) -> tuple[list[dict], bool]:
+        """(records, True) when the job finished; (records so far, False) when the harness died or the job
+        ran out of time, after which this session is closed."""
+        records, deadline = [], time.monotonic() + timeout_s
+        try:
+            self.proc.stdin.write(json.dumps(job).encode() + b"\n")
+            self.proc.stdin.flush()
+            while True:
+                line = self._readline(deadline)
+                if line is None:
+                    break
+                record = json.loads(line)
+                if record.get("end"):
+                    return records, True
+                records.append(record)
+        except (OSError, ValueError):
+            pass
+        self.close()
+        return records, False
+
+    def _readline(self, deadline: float) -> bytes | None:
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        _killpg(self.proc.pid)  # the session is bwrap's (or the bare harness's); everything in it goes
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.proc.wait()
+        self.cap.close()
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+_idle: dict[tuple, list[_Session]] = {}
+_idle_lock = threading.Lock()
+
+
+def _checkout(use_bwrap: bool, limits: Limits) -> _Session:
+    key = (use_bwrap, limits.tmpfs_mb, limits.max_processes)
+    with _idle_lock:
+        while _idle.get(key):
+            session = _idle[key].pop()
+            if session.alive():
+                return session
+            session.close()
+    return _Session(use_bwrap, limits)
+
+
+def _checkin(session: _Session, limits: Limits) -> None:
+    with _idle_lock:
+        _idle.setdefault((session.use_bwrap, limits.tmpfs_mb, limits.max_processes), []).append(session)
+
+
+def close_idle_sessions() -> None:
+    """Stop every idle harness (the scoring pool calls this when it closes; also at exit)."""
+    with _idle_lock:
+        sessions = [s for group in _idle.values() for s in group]
+        _idle.clear()
+    for session in sessions:
+        session.close()
+
+
+atexit.register(close_idle_sessions)
+
+
 def run_job(job: dict, limits: Limits, *, isolation: str = "auto") -> tuple[list[dict], dict]:
-    """Run the harness on one job (program + test inputs). Returns (per-test records, run info).
+    """Run one program on its test inputs. Returns (per-test records, run info).
 
     isolation: "auto" (bwrap if it works, else limits with a warning), "bwrap" (fail if unavailable),
-    "none" (limits only, e.g. for a baseline).
+    "none" (limits only). A harness that dies (e.g. killed by the program) or overruns
+    tests x (timeout + 1.5 s) + 10 s is killed with everything in it; its missing tests count as failed.
     """
     use_bwrap = False
     if isolation in ("auto", "bwrap"):
@@ -178,43 +291,16 @@ def run_job(job: dict, limits: Limits, *, isolation: str = "auto") -> tuple[list
             _warn_no_bwrap(reason)
     elif isolation != "none":
         raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
-    python, prefix = _python()
     job = dict(job, timeout_s=limits.timeout_s, memory_mb=limits.memory_mb,
                output_bytes=limits.output_bytes, pid_namespace=use_bwrap)
-    scratch = None
-    if use_bwrap:
-        cmd, cwd = _bwrap_command(python, prefix, limits), None
-    else:
-        scratch = tempfile.mkdtemp(prefix="skyt1-sandbox-")
-        job["workdir"] = scratch
-        cmd, cwd = [python, "-I", "-B", str(HARNESS)], scratch
-    cap = _ProcessCap(limits.max_processes)
-    overall = len(job["tests"]) * (limits.timeout_s + 1.5) + 10
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                cwd=cwd, env={} if not use_bwrap else None, start_new_session=True,
-                                preexec_fn=cap.preexec)
-        try:
-            out, err = proc.communicate(json.dumps(job).encode(), timeout=overall)
-        except subprocess.TimeoutExpired:
-            _killpg(proc.pid)
-            out, err = proc.communicate()
-        finally:
-            _killpg(proc.pid)  # the session is bwrap's; anything left in it goes now
-    finally:
-        cap.close()
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-    records = []
-    for line in out.decode("utf-8", "replace").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a harness killed mid-line: the remaining tests count as failed
-    info = {"isolation": "bwrap" if use_bwrap else "rlimits", "process_limit": cap.kind,
-            "harness_exit": proc.returncode, "limits": asdict(limits)}
-    if proc.returncode not in (0, None) and not records:
-        info["harness_error"] = err.decode("utf-8", "replace")[-500:]
+    session = _checkout(use_bwrap, limits)
+    records, finished = session.run(job, len(job["tests"]) * (limits.timeout_s + 1.5) + 10)
+    if finished and use_bwrap:
+        _checkin(session, limits)
+    elif finished:  # without a pid namespace only closing the session's cgroup reaches escaped processes
+        session.close()
+    info = {"isolation": "bwrap" if use_bwrap else "rlimits", "process_limit": session.cap.kind,
+            "harness_finished": finished, "limits": asdict(limits)}
     return records, info
 
 

@@ -1,7 +1,7 @@
 """Wall time of `make demo` (target: <= 15 min on 2 cores, aim ~5) per phase, and of the resumed re-run
 (baseline: the same demo again, every phase skipped). Prints one JSON line.
 
-    python benchmarks/demo_time.py [--run-dir DIR]
+    python benchmarks/bench_demo.py [--run-dir DIR]
 """
 
 from __future__ import annotations
