@@ -170,6 +170,7 @@ class EvalConfig(Strict):
     prompt_mode: Literal["skyt1", "default"] = "skyt1"
     limit: int | None = None
     data_dir: str | None = None
+    skip_unavailable: bool = False  # evaluate what can be loaded; list the rest (with why) in the summary
 
 
 class PhaseResources(Strict):

@@ -286,7 +286,8 @@ class PhaseDir:
         return ShardWriter(self, stream, flush_every, tag)
 
     def _shards(self, stream: str) -> list[str]:
-        return [k for k in self.backend.list(f"{self.name}/{stream}") if k.endswith(".jsonl")]
+        prefix = f"{self.name}/{stream}/part-"
+        return [k for k in self.backend.list(f"{self.name}/{stream}") if k.startswith(prefix) and k.endswith(".jsonl")]
 
     def ids(self, stream: str = "records") -> set[str]:
         """Ids of every record already written to a stream (cheap: reads the sidecars)."""
@@ -322,8 +323,13 @@ class PhaseDir:
         return len(self.ids(stream))
 
     def streams(self) -> list[str]:
-        keys = self.backend.list(self.name)
-        return sorted({k.split("/")[1] for k in keys if k.count("/") >= 2 and k.endswith(".jsonl")})
+        """Record streams: `<phase>/<stream>/part-*.jsonl` only, not other JSONL files (logs, eval samples)."""
+        streams = set()
+        for key in self.backend.list(self.name):
+            parts = key.split("/")
+            if len(parts) == 3 and parts[2].startswith("part-") and parts[2].endswith(".jsonl"):
+                streams.add(parts[1])
+        return sorted(streams)
 
     def write_json(self, name: str, obj: Any) -> None:
         self.backend.write_bytes(f"{self.name}/{name}", json.dumps(redact(obj), indent=2, sort_keys=True).encode())

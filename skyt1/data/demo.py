@@ -89,6 +89,11 @@ MATH_KINDS: list[tuple[str, Callable]] = [
 ]
 
 
+# The demo_math benchmark: problems of the same kinds from a seed no recipe trains on.
+EVAL_SEED = 1_000_003
+EVAL_COUNT = 60
+
+
 def math_problems(count: int, seed: int = 0) -> list[dict]:
     """Rows {key, question, answer, solution, kind}; the solution ends with the answer in \\boxed{}."""
     rng = random.Random(f"skyt1-demo-math-{seed}")

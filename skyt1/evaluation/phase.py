@@ -46,8 +46,9 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = Tr
     t0 = time.time()
     out = run.local_path(NAME)  # eval appends to samples.jsonl: a local or mounted directory
     system_prompt = SKYT1_SYSTEM_PROMPT if cfg.model == "trained" else system_prompt_for(model)
-    tasks, _ = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
-                          prompt_mode=ev.prompt_mode, system_prompt=system_prompt)
+    tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
+                                prompt_mode=ev.prompt_mode, system_prompt=system_prompt,
+                                skip_unavailable=ev.skip_unavailable)
     if force:
         phase.invalidate()
         for t in tasks:
@@ -60,13 +61,14 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = Tr
     scoring = Scoring(recipe.filter.workers, recipe.filter.code_timeout_s, recipe.filter.memory_mb)
     with make_engine(cfg, model=model) as engine:
         summary = evaluate(engine, tasks, output_dir=out, n=n, sampling=sampling, scoring=scoring,
-                           progress=progress, extra_config={"recipe": recipe.name})
+                           progress=progress, skipped=skipped, extra_config={"recipe": recipe.name})
     if not summary["complete"]:
         missing = {k: v["missing_samples"] for k, v in summary["benchmarks"].items() if not v["complete"]}
         raise EvalError(f"eval incomplete, samples missing {missing} (engine errors, see {out}/*/summary.json); "
                         "run the same command again to generate them")
     counts = {name: {"samples": b["scores"]["samples"], "accuracy": b["scores"]["accuracy"],
                      "stderr": b["scores"]["stderr"]} for name, b in summary["benchmarks"].items()}
+    counts.update({name: {"skipped": why} for name, why in skipped.items()})
     outputs = {t.name: canonical_digest(sorted((out / t.name / "samples.jsonl").read_text().splitlines()))
                for t in tasks}
     return phase.write_manifest(recipe_digest=digest, inputs=inputs, counts=counts, started_at=t0,

@@ -239,6 +239,8 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | No
     if deepspeed:
         ph.write_text("deepspeed.json", json.dumps(deepspeed, indent=2))
     if not topo.is_head:  # workers train; the head node alone checks, tidies, freezes and publishes
+        if _training_done(paths.output_dir):  # the head publishes without training: no rendezvous to join
+            return {"phase": NAME, "node_rank": topo.node_rank, "attempt": None}
         newest = checkpoints.newest_complete(paths.output_dir, deepspeed=deepspeed is not None,
                                              world_size=topo.world_size)  # the head's choice, without moving
         attempt = _attempt(args, paths, root, topo, distributed, progress, resume=str(newest.path) if newest else None)

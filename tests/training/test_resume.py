@@ -106,3 +106,11 @@ def test_missing_or_bad_dataset_says_what_to_do(tiny_model, tmp_path):
     write_assembled(run, [{"system": "s", "conversations": []}])
     with pytest.raises(train.TrainError, match="row 0 has no `conversations`"):
         train.run(recipe_for(tiny_model), run, progress=False)
+
+
+def test_a_failing_launch_reports_its_log(tiny_model, make_run, tmp_path):
+    run = make_run(rows=4)
+    with pytest.raises(train.TrainError, match=r"without a finished model(.|\n)*Run the same command again"):
+        train.run(recipe_for(tmp_path / "no-such-model"), run, progress=False)
+    attempts = run.local_path("train/attempts.jsonl").read_text().splitlines()
+    assert json.loads(attempts[-1])["exit_code"] != 0
