@@ -216,7 +216,8 @@ class CostModel(Strict):
     gen_flush_samples: int = 64  # samples lost at a preemption of a generation phase (one unflushed shard)
     benchmark_sizes: dict[str, int] = Field(
         default_factory=lambda: {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "gpqa_diamond": 198,
-                                 "livecodebench": 511, "minerva_math": 272, "olympiadbench": 675}
+                                 "livecodebench": 511, "minerva": 272, "olympiadbench": 675, "gsm8k": 1319,
+                                 "humaneval": 164, "mbpp": 974, "demo_math": 60}
     )
 
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from skyt1.cloud import prices
+from skyt1.data.benchmarks import parse_name
 from skyt1.recipe import Recipe
 
 GPU_PHASES = ("distill", "train", "eval")
@@ -177,7 +178,7 @@ def estimate_work(recipe: Recipe) -> list[PhaseWork]:
     # eval
     ev, eval_tokens, eval_samples = recipe.eval, 0.0, {}
     for b in ev.benchmarks:
-        size = c.benchmark_sizes.get(b)
+        size = c.benchmark_sizes.get(parse_name(b).base)  # aliases and LiveCodeBench variants share a size
         if size is None:
             raise CostError(f"no size for benchmark {b!r}; add it to cost.benchmark_sizes")
         size = min(size, ev.limit) if ev.limit else size

@@ -27,9 +27,10 @@ from skyt1.curation.common import (
     usd,
 )
 from skyt1.curation.sharegpt import as_given_trace, code_blocks, make_trace, solution_of, structure_problem
-from skyt1.data.sources import last_boxed, load_source
+from skyt1.data.sources import load_source
 from skyt1.engines.base import Request
 from skyt1.recipe import Recipe
+from skyt1.scoring.text import last_boxed
 from skyt1.store import RunDir
 
 NAME = "reformat"

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skyt1.data import demo
+from skyt1.data import demo, prompts
 from skyt1.data import livecodebench as lcb
-from skyt1.data import prompts
 from skyt1.data.hub import DatasetUnavailable, load_hub, read_local
+from skyt1.scoring.text import last_boxed
 
 ALIASES = {"aime": "aime24", "gpqa": "gpqa_diamond", "lcb": "livecodebench", "arc": "arc_c", "minerva_math": "minerva"}
 GPQA_SEED = 0  # options are shuffled per question with this seed: fixed across runs and models
@@ -124,23 +124,6 @@ def _aime25_hub(h: Hub) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ row adapters
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} (or \\fbox{...}) in a text, braces balanced."""
-    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
-    if start < 0:
-        return None
-    i = text.index("{", start) + 1
-    depth = 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-    return None
 
 
 def _number(value) -> str:

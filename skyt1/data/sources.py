@@ -15,6 +15,7 @@ from typing import Any
 from skyt1.data import demo
 from skyt1.data.hub import load_rows
 from skyt1.recipe import Recipe, Source
+from skyt1.scoring.text import last_boxed
 
 DEFAULT_HUB = {
     "numina": "AI-MO/NuminaMath-CoT",
@@ -32,29 +33,6 @@ class Loaded:
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-
-def last_boxed(text: str | None) -> str | None:
-    """Content of the last \\boxed{...} (or \\fbox{...}) in `text`, braces balanced; None when absent."""
-    if not text:
-        return None
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    i = text.find("{", start)
-    if i < 0 or text[start:i].strip() not in ("\\boxed", "\\fbox"):
-        # `\boxed 5` (no braces): the token after the space
-        rest = text[start + len("\\boxed"):].strip().split()
-        return rest[0].rstrip("$.") if rest else None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j].strip()
-    return None
 
 
 def problem(src: Source, key: Any, question: str, **fields) -> dict:

@@ -26,9 +26,17 @@ def final_section(response: str) -> str | None:
     return response
 
 
-def last_boxed(text: str) -> str | None:
-    """Contents of the last `\\boxed{...}` / `\\fbox{...}` with balanced braces, or None."""
-    for match in reversed(list(re.finditer(r"\\(?:boxed|fbox)\s*\{", text))):
+def last_boxed(text: str | None) -> str | None:
+    """Contents of the last `\\boxed{...}` / `\\fbox{...}` with balanced braces (or of a brace-less
+    `\\boxed 5`), or None."""
+    if not text:
+        return None
+    for match in reversed(list(re.finditer(r"\\(?:boxed|fbox)(?![a-zA-Z])\s*(\{)?", text))):
+        if match.group(1) is None:  # `\boxed 5`: the token after the space
+            rest = text[match.end():].split()
+            if rest:
+                return rest[0].rstrip("$.")
+            continue
         depth, i = 1, match.end()
         while i < len(text) and depth:
             depth += {"{": 1, "}": -1}.get(text[i], 0)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import CATALOG, PUBLISHED, REPO
+from .conftest import CATALOG, PUBLISHED, REPO
 
 from skyt1.cli import cli
 from skyt1.cloud.cost import CostError, estimate, params_of

@@ -7,7 +7,7 @@ import time
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import PUBLISHED, REPO
+from .conftest import PUBLISHED, REPO
 
 from skyt1.cli import cli
 from skyt1.cloud.pipeline import kill_task, start_task_locally

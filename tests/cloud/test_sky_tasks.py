@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 import yaml
-from conftest import PUBLISHED, REPO, run_validate
+from .conftest import PUBLISHED, REPO, run_validate
 
 from skyt1.cloud.cost import PHASE_ORDER, estimate
 from skyt1.cloud.sky import GPU_TASKS

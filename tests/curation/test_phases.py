@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DATA, SECRET, base_recipe, drop_answer_rewrite, good_rewrite
+from .conftest import DATA, SECRET, base_recipe, drop_answer_rewrite, good_rewrite
 
 from skyt1.curation import assemble, distill, label, reformat
 from skyt1.curation.label import parse_difficulty

@@ -148,32 +148,41 @@ def _skyt1() -> str:
 
 
 def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tiny_model, data_dir, tmp_path):
-    args = ["eval", "--benchmarks", "aime,math500", "--model", str(tiny_model), "--backend", "hf", "--dtype",
-            "float32", "--n", "2", "--limit", "4", "--max-tokens", "24", "--batch-size", "2",
-            "--data-dir", str(data_dir), "-q", "--scoring-workers", "1"]
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([_skyt1(), *args, "--output-dir", str(killed)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    samples = killed / "aime24" / "samples.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if samples.exists() and samples.read_text().count("\n") >= 2:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = samples.read_text().count("\n")
-    assert 2 <= partial < 8
-    with open(samples, "a") as f:  # what a kill in the middle of a write leaves behind
-        f.write('{"id": "aime24/63#1", "response": "cut sh')
-    resumed = subprocess.run([_skyt1(), *args, "--output-dir", str(killed)], env=env, capture_output=True,
-                             text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "torn last line" in resumed.stderr
-    result = _eval(*args[1:], "--output-dir", str(clean))
-    assert result.exit_code == 0, result.output
+    from skyt1.engines import make_engine
+    from skyt1.engines.server import FaultPlan, start_server
+    from skyt1.recipe import Engine as EngineConfig
+
+    # The killed run talks to a loopback server that answers one request at a time, each 0.25 s late, so
+    # the kill always lands with part of the 16 samples written, however fast the machine is.
+    engine = make_engine(EngineConfig(backend="hf", model=str(tiny_model), dtype="float32"))
+    with engine, start_server(engine, faults=FaultPlan(slow_rate=1.0, delay_s=0.25)) as server:
+        args = ["eval", "--benchmarks", "aime,math500", "--model", "tiny", "--backend", "openai",
+                "--base-url", server.url, "--concurrency", "1", "--n", "2", "--limit", "4", "--max-tokens", "24",
+                "--data-dir", str(data_dir), "-q", "--scoring-workers", "1"]
+        killed, clean = tmp_path / "killed", tmp_path / "clean"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        files = [killed / bench / "samples.jsonl" for bench in ("aime24", "math500")]
+
+        def written() -> int:
+            return sum(f.read_text().count("\n") for f in files if f.exists())
+
+        proc = subprocess.Popen([_skyt1(), *args, "--output-dir", str(killed)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and written() < 2:
+            time.sleep(0.02)
+        assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert 2 <= written() < 16
+        with open(files[0], "a") as f:  # what a kill in the middle of a write leaves behind
+            f.write('{"id": "aime24/63#1", "response": "cut sh')
+        resumed = subprocess.run([_skyt1(), *args, "--output-dir", str(killed)], env=env, capture_output=True,
+                                 text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert "torn last line" in resumed.stderr
+        result = _eval(*args[1:], "--output-dir", str(clean))
+        assert result.exit_code == 0, result.output
     for bench in ("aime24", "math500"):
         got, want = _by_id(killed, bench), _by_id(clean, bench)
         assert len(want) == 8
@@ -196,7 +205,8 @@ def test_eval_phase_uses_the_trained_model(tiny_model, data_dir, tmp_path):
                                       outputs={"final": "abc"})
     manifest = phase.run(recipe, run, progress=False)
     assert manifest["counts"]["aime24"]["samples"] == 4 and manifest["counts"]["math500"]["samples"] == 4
-    assert set(manifest["outputs"]) == {"aime24", "math500"}
+    assert manifest["counts"]["demo_math"]["samples"] == 4
+    assert set(manifest["outputs"]) == {"demo_math", "aime24", "math500"}
     s = json.loads((tmp_path / "run" / "eval" / "aime24" / "summary.json").read_text())
     assert s["config"]["prompt"]["system_prompt_digest"]  # the Sky-T1 system prompt for the trained model
     again = phase.run(recipe, run, progress=False)

@@ -1,7 +1,7 @@
 import json
 
 from click.testing import CliRunner
-from conftest import fenced
+from .conftest import fenced
 
 from skyt1.cli import cli
 

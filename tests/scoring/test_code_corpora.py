@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import fenced, read_jsonl
+from .conftest import fenced, read_jsonl
 
 APPS_PROBLEMS = ("0001", "0111", "2287", "2404", "4184")
 # CodeRL labels: True passed, False failed tests, -1 runtime error (incl. timeouts), -2 did not compile

@@ -1,5 +1,5 @@
 import pytest
-from conftest import read_jsonl
+from .conftest import read_jsonl
 
 from skyt1.scoring import extract_math_answer, score
 

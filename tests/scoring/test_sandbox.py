@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import fenced
+from .conftest import fenced
 
 from skyt1.scoring import score
 from skyt1.scoring.code import sandbox

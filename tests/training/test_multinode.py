@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from conftest import cli_args, hook_env
+from .conftest import cli_args, hook_env
 
 
 def test_two_nodes_from_skypilot_variables(tiny_model, make_run):

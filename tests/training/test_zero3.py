@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import cli_args, hook_env, kill_tree, logged_steps, wait_for
+from .conftest import cli_args, hook_env, kill_tree, logged_steps, wait_for
 
 from skyt1.training import checkpoints as ck
 
