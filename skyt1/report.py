@@ -71,6 +71,7 @@ class ReportData:
     token_notes: list[str]
     loss: list[tuple[float, float]]
     eval_rows: list[dict]
+    eval_skipped: dict[str, str]
     eval_config: dict
 
 
@@ -190,39 +191,24 @@ def _token_lengths(run: RunDir, phases: dict[str, PhaseInfo], recipe: Recipe | N
     return out
 
 
-_ACC_KEYS = ("accuracy", "avg", "mean", "avg@n", "score", "acc")
-_ERR_KEYS = ("stderr", "std_err", "sem", "accuracy_stderr")
-
-
-def _eval_rows(summary: Any) -> tuple[list[dict], dict]:
-    """Normalise eval/summary.json into rows {benchmark, accuracy (%), stderr (%), n, problems}."""
-    if not isinstance(summary, dict):
-        return [], {}
-    config = next((summary[k] for k in ("config", "configs") if isinstance(summary.get(k), dict)), {})
-    table = summary.get("benchmarks", summary.get("results", summary))
-    items = table.items() if isinstance(table, dict) else ((r.get("benchmark"), r) for r in table or [])
+def _eval_rows(summary: dict | None) -> tuple[list[dict], dict[str, str], dict]:
+    """Rows {benchmark, accuracy (%), stderr (%), n, problems, complete, pass_at_k} from the summary.json
+    that `skyt1 eval` writes, the benchmarks it skipped (with why), and its configurations."""
+    if not summary:
+        return [], {}, {}
     rows = []
-    for name, entry in items:
-        if not isinstance(entry, dict) or not name:
-            continue
-        m = entry.get("scores") if isinstance(entry.get("scores"), dict) else entry  # skyt1 eval's layout
-        acc = next((m[k] for k in _ACC_KEYS if isinstance(m.get(k), int | float)), None)
-        if acc is None:
-            continue
-        err = next((m[k] for k in _ERR_KEYS if isinstance(m.get(k), int | float)), 0.0)
-        # Accuracies are fractions; a summary that stores percentages says so (or exceeds 1).
-        scale = 1.0 if m.get("unit") == "percent" or acc > 1.0 else 100.0
-        pass_k = m.get("pass_at_k") if isinstance(m.get("pass_at_k"), dict) else m
+    for name, entry in summary.get("benchmarks", {}).items():
+        scores = entry["scores"]
         rows.append({
-            "benchmark": str(name),
-            "accuracy": acc * scale,
-            "stderr": err * scale,
-            "n": m.get("n", m.get("samples_per_problem")),
-            "problems": m.get("problems", m.get("num_problems", m.get("count"))),
+            "benchmark": name,
+            "accuracy": 100.0 * scores["accuracy"],
+            "stderr": 100.0 * (scores.get("stderr") or 0.0),
+            "n": scores.get("n"),
+            "problems": scores.get("problems"),
             "complete": entry.get("complete", True),
-            "extra": {k: v for k, v in pass_k.items() if k.startswith("pass@") and isinstance(v, int | float)},
+            "pass_at_k": scores.get("pass_at_k", {}),
         })
-    return rows, config
+    return rows, summary.get("skipped", {}), summary.get("configs", {})
 
 
 def _walk(obj: Any, path: tuple = ()):
@@ -284,7 +270,7 @@ def collect(run: RunDir, recipe: Recipe | None = None) -> ReportData:
     eval_ph = run.phase("eval")
     if eval_ph.exists("summary.json"):
         summary = eval_ph.read_json("summary.json")
-    eval_rows, eval_config = _eval_rows(summary)
+    eval_rows, eval_skipped, eval_config = _eval_rows(summary)
     return ReportData(
         uri=run.uri,
         generated_at=time.time(),
@@ -296,6 +282,7 @@ def collect(run: RunDir, recipe: Recipe | None = None) -> ReportData:
         token_notes=_cutoff_notes(run),
         loss=_loss_curve(run, infos["train"]),
         eval_rows=eval_rows,
+        eval_skipped=eval_skipped,
         eval_config=eval_config or infos["eval"].config,
     )
 
@@ -406,8 +393,10 @@ def render_markdown(data: ReportData) -> str:
             [[r["benchmark"], f"{r['accuracy']:.1f}", f"{r['stderr']:.1f}", _num(r["n"]), _num(r["problems"])]
              for r in data.eval_rows],
         ))
-    else:
+    elif not data.eval_skipped:
         out.append("_Evaluation not run._")
+    for name, why in data.eval_skipped.items():
+        out.append(f"- {name}: skipped ({why})")
     out += ["", "## Configuration", ""]
     for p in data.phases:
         if p.manifest:
@@ -486,11 +475,14 @@ def render_html(data: ReportData) -> str:
         parts.append(_html_table(
             ["benchmark", "accuracy (%)", "± stderr", "samples/problem", "problems", "pass@k"],
             [[e(r["benchmark"]), f"{r['accuracy']:.1f}", f"{r['stderr']:.1f}", _num(r["n"]), _num(r["problems"]),
-              e(", ".join(f"{k}={v:.3g}" for k, v in r["extra"].items()) or "-")] for r in data.eval_rows],
+              e(", ".join(f"{k}={v:.3g}" for k, v in r["pass_at_k"].items()) or "-")] for r in data.eval_rows],
             {1, 2, 3, 4},
         ))
-    else:
+    elif not data.eval_skipped:
         parts.append('<p class="missing">Evaluation not run.</p>')
+    if data.eval_skipped:
+        parts.append("<ul>" + "".join(f'<li class="missing">{e(name)}: skipped ({e(why)})</li>'
+                                      for name, why in data.eval_skipped.items()) + "</ul>")
 
     parts.append('<h2 id="config">Configuration</h2>')
     for p in data.phases:

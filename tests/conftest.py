@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from .s3server import FaultProxy, MotoServer
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -81,6 +81,7 @@ def synthetic_run(tmp_path, recipe) -> RunDir:
             "math500": {"complete": True, "missing_samples": 0, "scores": {
                 "problems": 8, "n": 2, "accuracy": 0.4375, "stderr": 0.09, "pass_at_k": {"pass@2": 0.5}}},
         },
+        "skipped": {"gpqa_diamond": "gated: accept its terms and set HF_TOKEN"},
         "configs": {"aime24": {"engine": {"backend": "hf", "model": "trained"}}},
     })
     _manifest(run, "eval", {"samples": 32}, {"engine": {"backend": "hf", "model": "trained"}}, 30.0)
@@ -98,6 +99,7 @@ def test_markdown_has_every_section_and_number(synthetic_run, recipe):
     assert "| filter | complete | 29 | 19 | 10 | - | 11.0 s | $0.00 |" in md
     assert "| assemble | complete | - | - | 3 | rows=18 | 0.5 s | $0.00 |" in md
     assert "| train | complete | - | - | - | rows=18, steps=6 | 95.0 s | $1.50 |" in md
+    assert "- gpqa_diamond: skipped (gated: accept its terms and set HF_TOKEN)" in md
     assert "2 of 6 training rows are longer than cutoff_len 64 and are truncated in training." in md
     # Rejections: filter counted from its stream, assemble from its manifest's breakdown.
     assert "| filter | wrong_answer | 7 |" in md and "| filter | timeout | 3 |" in md

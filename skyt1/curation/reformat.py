@@ -132,7 +132,9 @@ def _as_given(recipe: Recipe, done: set[str]) -> tuple[list[dict], list[dict], i
     return out, rejected, total
 
 
-def _llm(recipe: Recipe, pending: list[dict], w, rw, counts: Counter) -> None:
+def _llm(recipe: Recipe, pending: list[dict], w, rw, fw, counts: Counter) -> None:
+    """Rewrite `pending` with the API model. A rewrite that fails validation after every attempt is rejected
+    for good; one whose last attempt was an API error goes to `failed`, which the next run retries."""
     from skyt1.engines import api_engine, sampling_from_api
 
     cfg = recipe.reformat
@@ -163,7 +165,9 @@ def _llm(recipe: Recipe, pending: list[dict], w, rw, counts: Counter) -> None:
     finally:
         engine.close()
     for rec in pending:
-        rw.write({**rec, "reformat_method": "llm", "reason": reasons[rec["id"]], "usage": dict(usage[rec["id"]])})
+        reason = reasons[rec["id"]]
+        (fw if reason.startswith("api ") else rw).write(
+            {**rec, "reformat_method": "llm", "reason": reason, "usage": dict(usage[rec["id"]])})
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
@@ -181,7 +185,8 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
     counts: Counter = Counter()
     n_in = 0
     llm_pending = []
-    with ph.writer("records", flush_every=32) as w, ph.writer("rejected", flush_every=32) as rw:
+    with ph.writer("records", flush_every=32) as w, ph.writer("rejected", flush_every=32) as rw, \
+            ph.writer("failed", flush_every=16) as fw:
         given, given_rejected, n_given = _as_given(recipe, done)
         w.write_many(given)
         rw.write_many(given_rejected)
@@ -205,14 +210,16 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
             else:
                 w.write({**rec, "trace": trace, "reformat_method": "rule"})
         if llm_pending:
-            _llm(recipe, llm_pending, w, rw, counts)
+            _llm(recipe, llm_pending, w, rw, fw, counts)
     records, rejected = list(ph.records("records")), list(ph.records("rejected"))
-    usage = sum_usage(records + rejected)
+    settled = {r["id"] for r in records} | {r["id"] for r in rejected}
+    usage = sum_usage(records + rejected + list(ph.records("failed")))  # failed attempts were paid for too
     prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
     counts = {
         "in": n_in, "out": len(records),
         "methods": dict(Counter(r["reformat_method"] for r in records)),
         "rejected": dict(Counter(_reason_kind(r["reason"]) for r in rejected)),
+        "failed_api": len(ph.ids("failed") - settled),
         "prompt_tokens": prompt, "completion_tokens": completion, "attempts": usage.get("attempts", 0),
     }
     return finish(ph, pending=n_in - len(records) - len(rejected), what="record(s)", recipe_digest=digest,
@@ -223,7 +230,7 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
 
 def _reason_kind(reason: str) -> str:
     """Group reasons for the manifest (the full text stays on each rejected record)."""
-    for prefix, kind in (("final answer changed", "final answer changed"), ("api", "api error"),
+    for prefix, kind in (("final answer changed", "final answer changed"),
                          ("marker", "markers missing or repeated"), ("solution section has", "code block count")):
         if reason.startswith(prefix):
             return kind

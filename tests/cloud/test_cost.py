@@ -10,11 +10,12 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from .conftest import CATALOG, PUBLISHED, REPO
 
 from skyt1.cli import cli
 from skyt1.cloud.cost import CostError, estimate, params_of
 from skyt1.recipe import load_recipe
+
+from .conftest import CATALOG, PUBLISHED, REPO
 
 
 @pytest.fixture(scope="module")

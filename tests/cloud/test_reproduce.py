@@ -7,11 +7,12 @@ import time
 import pytest
 import yaml
 from click.testing import CliRunner
-from .conftest import PUBLISHED, REPO
 
 from skyt1.cli import cli
 from skyt1.cloud.pipeline import kill_task, start_task_locally
 from skyt1.store import RunDir
+
+from .conftest import PUBLISHED, REPO
 
 
 def test_estimate_over_budget_refuses_before_launching():

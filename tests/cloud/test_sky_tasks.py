@@ -7,12 +7,13 @@ import textwrap
 
 import pytest
 import yaml
-from .conftest import PUBLISHED, REPO, run_validate
 
 from skyt1.cloud.cost import PHASE_ORDER, estimate
 from skyt1.cloud.sky import GPU_TASKS
 from skyt1.cloud.validate import render_pipeline
 from skyt1.recipe import load_recipe
+
+from .conftest import PUBLISHED, REPO, run_validate
 
 TASKS = REPO / "sky_tasks"
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from .conftest import DATA, SECRET, base_recipe, drop_answer_rewrite, good_rewrite
 
 from skyt1.curation import assemble, distill, label, reformat
 from skyt1.curation.label import parse_difficulty
@@ -20,6 +19,8 @@ from skyt1.data.demo import code_problems, math_problems
 from skyt1.data.sources import load_source
 from skyt1.engines.server import FaultPlan
 from skyt1.store import RunDir
+
+from .conftest import DATA, SECRET, base_recipe, drop_answer_rewrite, good_rewrite
 
 
 def grep_secret(root: Path) -> list[str]:
@@ -224,6 +225,20 @@ def test_reformat_llm_validates_and_rejects_dropped_answers(tmp_path, serve, wri
         assert r["reformat_method"] == "llm" and r["trace"].index("<|begin_of_thought|>") == 0
     assert m["cost_usd"] > 0
     assert grep_secret(tmp_path / "run") == []
+
+
+def test_reformat_api_failures_are_retried_by_the_next_run(tmp_path, serve, write_recipe):
+    recipe, _, run, _ = _distilled(tmp_path, serve, write_recipe, good_rewrite,
+                                   faults=FaultPlan(fail_matching="Solve for", statuses=(500,)))
+    recipe.reformat.api.max_retries = 1
+    partial = reformat.run(recipe, run)
+    ph = run.phase("reformat")
+    assert partial["complete"] is False and ph.manifest() is None  # downstream phases refuse to start
+    failed = ph.ids("failed")
+    assert len(failed) == 4 and not failed & ph.ids("rejected")  # an outage is not a verdict on the trace
+    recipe.reformat.api.base_url = serve(good_rewrite).url  # the API is back
+    m = reformat.run(recipe, run)
+    assert m["counts"]["out"] == 32 and m["counts"]["rejected"] == {} and failed <= ph.ids("records")
 
 
 def test_reformat_rule_and_as_given(tmp_path, serve, write_recipe):

@@ -1,9 +1,10 @@
 import json
 
 from click.testing import CliRunner
-from .conftest import fenced
 
 from skyt1.cli import cli
+
+from .conftest import fenced
 
 
 def _write(path, lines):

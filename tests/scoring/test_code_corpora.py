@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from .conftest import fenced, read_jsonl
 
 APPS_PROBLEMS = ("0001", "0111", "2287", "2404", "4184")

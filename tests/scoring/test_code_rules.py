@@ -1,10 +1,11 @@
 """Output comparison, test formats and the reference checker's verdict bugs."""
 
 import pytest
-from .conftest import fenced
 
 from skyt1.scoring import extract_code, score
 from skyt1.scoring.code.compare import result_matches, stdout_matches
+
+from .conftest import fenced
 
 
 @pytest.mark.parametrize("actual,expected,ok", [

@@ -1,7 +1,8 @@
 import pytest
-from .conftest import read_jsonl
 
 from skyt1.scoring import extract_math_answer, score
+
+from .conftest import read_jsonl
 
 GSM8K_ANSWER = r"^A:\s*(.+?)\s*$"  # GSM8K example solutions end with "A: <n>"
 

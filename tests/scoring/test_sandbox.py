@@ -12,10 +12,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from .conftest import fenced
 
 from skyt1.scoring import score
 from skyt1.scoring.code import sandbox
+
+from .conftest import fenced
 
 
 def _stdio(expected: str, inputs: str = "") -> dict:

@@ -7,10 +7,11 @@ import subprocess
 
 import pytest
 import yaml
-from .conftest import cli_args, hook_env, kill_tree, logged_steps, recipe_for, wait_for
 
 from skyt1.training import train
 from skyt1.training.checkpoints import TRAINER_STATE
+
+from .conftest import cli_args, hook_env, kill_tree, logged_steps, recipe_for, wait_for
 
 
 def _losses(run) -> list[dict]:
@@ -96,9 +97,9 @@ def test_changed_config_is_refused_and_force_starts_over(tiny_model, make_run, m
 
 
 def test_missing_or_bad_dataset_says_what_to_do(tiny_model, tmp_path):
-    from .conftest import write_assembled
-
     from skyt1.store import RunDir
+
+    from .conftest import write_assembled
 
     run = RunDir(tmp_path / "empty")
     with pytest.raises(train.TrainError, match="run `skyt1 assemble` first"):

@@ -4,9 +4,10 @@ LlamaFactory): ChatML system/user turns, assistant turns ending in <|endoftext|>
 from __future__ import annotations
 
 import pytest
-from .conftest import SYSTEM, recipe_for, sharegpt_rows
 
 from skyt1.training import template, train
+
+from .conftest import SYSTEM, recipe_for, sharegpt_rows
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import shutil
 import subprocess
 
 import pytest
-from .conftest import cli_args, hook_env, kill_tree, logged_steps, wait_for
 
 from skyt1.training import checkpoints as ck
+
+from .conftest import cli_args, hook_env, kill_tree, logged_steps, wait_for
 
 pytestmark = pytest.mark.slow
 
