@@ -72,5 +72,5 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = Tr
     outputs = {t.name: canonical_digest(sorted((out / t.name / "samples.jsonl").read_text().splitlines()))
                for t in tasks}
     return phase.write_manifest(recipe_digest=digest, inputs=inputs, counts=counts, started_at=t0,
-                                outputs=outputs, config={"eval": ev.model_dump(mode="json"), "engine": cfg.model_dump(mode="json"),
+                                outputs=outputs, config={"eval": ev.model_dump(mode="json", exclude={"engine"}), "engine": cfg.model_dump(mode="json"),
                                                          "model": model})
