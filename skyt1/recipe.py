@@ -203,7 +203,6 @@ class CostModel(Strict):
     spot_preemptions_per_hour: float = 0.05
     spot_recovery_hours: float = 0.25
     usd_per_gpu_hour: dict[str, float] = Field(default_factory=dict)  # overrides the price table
-    prices_as_of: str = "2025-01"
     # Work sizes (skyt1.cloud.cost): stated estimates where the recipe cannot know them before running.
     expected_problems: dict[str, int] = Field(default_factory=dict)  # source name -> problems after selection
     default_problems_per_source: int = 5000  # for sources without an estimate, a count or a row range

@@ -15,27 +15,35 @@ def _err(msg: str) -> None:
 
 
 def _cost_table(cost: dict) -> None:
+    """Two narrow tables (they fit 80 columns): the estimate at the cheapest choice, then dollars per cloud."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    clouds = [r["cloud"] for r in cost["prices"]]
-    t = Table(title=f"skyt1 cost: {cost['recipe']}")
-    for col in ("phase", "hours", "GPU-h", "API $", "chosen", "$"):
-        t.add_column(col, justify="right" if col not in ("phase", "chosen") else "left")
-    for c in clouds:
-        t.add_column(f"{c} on demand $", justify="right")
-        t.add_column(f"{c} spot $", justify="right")
+    console = Console(stderr=False)
+    t = Table(title=f"skyt1 cost: {cost['recipe']}", box=box.SIMPLE_HEAD)
+    for col in ("phase", "hours", "GPU-h", "API $", "cheapest", "$"):
+        t.add_column(col, justify="left" if col in ("phase", "cheapest") else "right")
     for p in cost["phases"]:
-        row = [p["name"], f"{p['hours']:.1f}", f"{p['gpu_hours']:.0f}", f"{p['api_usd']:.0f}",
-               f"{p['cloud']}{' spot' if p['spot'] else ''}", f"{p['usd']:,.0f}"]
+        t.add_row(p["name"], f"{p['hours']:.1f}", f"{p['gpu_hours']:.0f}", f"{p['api_usd']:.0f}",
+                  f"{p['cloud']}{' spot' if p['spot'] else ''}", f"{p['usd']:,.0f}")
+    t.add_row("total", f"{cost['total_hours']:.1f}", f"{cost['total_gpu_hours']:.0f}", f"{cost['api_usd']:.0f}",
+              "", f"{cost['total_usd']:,.0f}", style="bold")
+    console.print(t)
+
+    clouds = [r["cloud"] for r in cost["prices"]]
+    per_cloud = Table(title="dollars per cloud (on demand / spot)", box=box.SIMPLE_HEAD)
+    per_cloud.add_column("phase")
+    for c in clouds:
+        per_cloud.add_column(f"{c}", justify="right")
+        per_cloud.add_column(f"{c} spot", justify="right")
+    for p in cost["phases"]:
+        row = [p["name"]]
         for c in clouds:
             v = p["by_cloud"][c]
             row += [f"{v['on_demand_usd']:,.0f}", "-" if v["spot_usd"] is None else f"{v['spot_usd']:,.0f}"]
-        t.add_row(*row)
-    t.add_row("total", f"{cost['total_hours']:.1f}", f"{cost['total_gpu_hours']:.0f}", f"{cost['api_usd']:.0f}",
-              "", f"{cost['total_usd']:,.0f}")
-    console = Console(stderr=False)
-    console.print(t)
+        per_cloud.add_row(*row)
+    console.print(per_cloud)
     for r in cost["prices"]:
         spot = "no spot" if r["spot"] is None else f"spot ${r['spot']:.2f}"
         console.print(f"  {r['cloud']} {r['instance_type']}: ${r['on_demand']:.2f}/GPU-h on demand, {spot} ({r['source']})")

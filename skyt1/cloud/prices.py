@@ -35,7 +35,7 @@ class Offer:
         return self.spot_usd_per_hour if spot else self.usd_per_hour
 
 
-_PINNED_SOURCE = f"pinned table {PINNED_AS_OF} (SkyPilot catalog {CATALOG_VERSION})"
+_PINNED_SOURCE = f"pinned table: SkyPilot catalog {CATALOG_VERSION} rows (undated snapshot), copied {PINNED_AS_OF}"
 
 # 8xH100 nodes. Lambda sells no spot instances; AWS spot differs a lot by zone (some zones no discount).
 PINNED_GPU_OFFERS: tuple[Offer, ...] = (
