@@ -233,9 +233,11 @@ def _arc(r, i):
 
 
 def _humaneval(r, i):
-    # The scorer runs setup_code after the program, too late for imports the function's signature needs:
-    # the prompt asks for the complete function with its imports instead.
-    tests = {"kind": "assert", "test_code": r["test"], "entry_point": r["entry_point"], "setup_code": None}
+    # HumanEval scores prompt + completion: the prompt's imports (e.g. `from typing import List`) run before
+    # the program, so a complete function that leaves them out is still judged on its behaviour.
+    imports = "\n".join(line for line in r["prompt"].splitlines() if line.startswith(("import ", "from ")))
+    tests = {"kind": "assert", "test_code": r["test"], "entry_point": r["entry_point"], "setup_code": None,
+             "prelude_code": imports or None}
     return Item(r["task_id"].split("/")[-1], "code_complete", {"problem": r["prompt"].strip()}, tests)
 
 

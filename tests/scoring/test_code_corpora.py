@@ -34,6 +34,27 @@ def test_humaneval_wrong_solution_fails(data, pool):
     assert verdict["status"] == "wrong_answer" and not verdict["correct"]
 
 
+def test_humaneval_prompt_imports_run_before_a_completion_that_omits_them(data, pool):
+    """HumanEval scores prompt + completion: a chat model's complete function without the prompt's
+    `from typing import List` is judged on its behaviour once the prompt's imports run first."""
+    row = read_jsonl(data / "humaneval" / "HumanEval.jsonl")[0]
+    body = row["prompt"][row["prompt"].index("def "):] + row["canonical_solution"]
+    assert "from typing import List" in row["prompt"] and "import" not in body
+    without = pool.submit("code", fenced(body), humaneval_tests(row)).result()
+    assert without["status"] == "runtime_error"  # NameError: List
+    tests = {**humaneval_tests(row), "prelude_code": "from typing import List"}
+    assert pool.submit("code", fenced(body), tests).result()["status"] == "passed"
+    wrong = body.replace("return True", "return 1 == 2").replace("return False", "return 1 == 1")
+    assert pool.submit("code", fenced(wrong), tests).result()["status"] == "wrong_answer"
+
+
+def test_humaneval_task_carries_the_prompt_imports(data):
+    from skyt1.data.benchmarks import load_task
+
+    task = load_task("humaneval", data_dir=data, limit=3)
+    assert task.problems[0].target["prelude_code"] == "from typing import List"
+
+
 def _mbpp(data, pool, rows):
     futures = [pool.submit("code", fenced(r["code"]), mbpp_tests(r)) for r in rows]
     return [(r["task_id"], f.result()) for r, f in zip(rows, futures, strict=True) if not f.result()["correct"]]

@@ -101,6 +101,8 @@ def _child(job, test, index, nonce_r, verdict_w):
     status = EXIT_OK
     try:
         try:
+            if job.get("prelude_code"):  # e.g. the imports of a HumanEval prompt, which precede the completion
+                exec(compile(job["prelude_code"], "prelude.py", "exec"), env)
             exec(code, env)
         except SystemExit:
             if mode != "stdio":

@@ -77,9 +77,11 @@ def build_job(code: str, tests: dict) -> tuple[dict, list]:
         entry_point = tests.get("entry_point") or None
         if entry_point is not None and not (isinstance(entry_point, str) and entry_point.isidentifier()):
             raise InvalidTests("'entry_point' must be a Python identifier")
-        setup = tests.get("setup_code") or ""
+        setup, prelude = tests.get("setup_code") or "", tests.get("prelude_code") or ""
+        if not isinstance(setup, str) or not isinstance(prelude, str):
+            raise InvalidTests("'setup_code' and 'prelude_code' must be strings")
         return ({"mode": "assert", "code": code, "tests": cases, "entry_point": entry_point,
-                 "setup_code": setup}, [None] * len(cases))
+                 "setup_code": setup, "prelude_code": prelude}, [None] * len(cases))
     raise InvalidTests(f"unknown tests kind {kind!r}; expected stdio, call or assert")
 
 
