@@ -70,16 +70,17 @@ def run_local(recipe: Recipe, run: RunDir, phases: list[str], force: bool = Fals
 # ------------------------------------------------------------------------------------------ skipping
 
 
-def matches(run: RunDir, phase: str, rerun: set[str] = frozenset()) -> bool:
-    """A phase's manifest exists and was computed from what its upstream phases hold now."""
+def matches(run: RunDir, phase: str, recipe: Recipe, rerun: set[str] = frozenset()) -> bool:
+    """A phase's manifest exists, was computed from this recipe's settings for the phase, and from what
+    its upstream phases hold now (each input digest is one of the upstream manifest's output digests)."""
     m = run.phase(phase).manifest()
-    if m is None:
+    if m is None or m.get("recipe_digest") != importlib.import_module(PHASE_MODULES[phase]).config_digest(recipe):
         return False
     for upstream, digest in (m.get("inputs") or {}).items():
         if upstream in rerun:
             return False
         up = run.phase(upstream).manifest() if upstream in PHASE_MODULES else None
-        if up is not None and digest not in (up.get("outputs") or {}).values() and digest != up.get("outputs"):
+        if up is not None and digest not in (up.get("outputs") or {}).values():
             return False
     return True
 
@@ -127,13 +128,13 @@ def reproduce_cloud(recipe: Recipe, *, root: str, run_name: str, phases: list[st
     run = RunDir(f"{root.rstrip('/')}/{run_name}")
     phases = [p for p in check_phases(phases) if p != "report"]
     rerun: set[str] = set()
-    todo = [p for p in phases if force or not matches(run, p)]
+    todo = [p for p in phases if force or not matches(run, p, recipe)]
     cost = phase_usd(estimate(recipe, phases=todo))
     budget = Budget(recipe.budget_usd)
     budget.check(sum(cost.values()), f"launch {', '.join(todo) or 'nothing'}")
     launched = []
     for i, phase in enumerate(phases):
-        if not force and phase not in rerun and matches(run, phase, rerun):
+        if not force and phase not in rerun and matches(run, phase, recipe, rerun):
             progress(f"[{phase}] complete in {run.uri}: skipped")
             continue
         budget.check(sum(cost.get(p, 0.0) for p in phases[i:]), f"start {phase}")

@@ -141,11 +141,16 @@ def build(recipe: Recipe, rows: list[dict], *, decontam: Decontaminator | None, 
     return chosen, train, removed, mixture
 
 
+def config_digest(recipe: Recipe) -> str:
+    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
+    return recipe_digest(recipe, "assemble", cutoff_len=recipe.train.cutoff_len, base_model=recipe.train.base_model,
+                         data_dir=recipe.eval.data_dir)
+
+
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
     cfg = recipe.assemble
     rows, inputs, quarantine = candidates(recipe, run)
-    digest = recipe_digest(recipe, "assemble", cutoff_len=recipe.train.cutoff_len, base_model=recipe.train.base_model,
-                           data_dir=recipe.eval.data_dir)
+    digest = config_digest(recipe)
     ph = run.phase(NAME)
     if not force and ph.is_complete(digest, inputs):
         return ph.manifest()

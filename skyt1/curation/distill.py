@@ -89,10 +89,15 @@ def _engine(recipe: Recipe):
     return make_engine(cfg, model=local)
 
 
+def config_digest(recipe: Recipe, start: int = 0, end: int | None = None) -> str:
+    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
+    return recipe_digest(recipe, "distill", "sources", start=start, end=end)
+
+
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end: int | None = None,
         shard: str | None = None) -> dict:
     shard_t = parse_shard(shard)
-    digest = recipe_digest(recipe, "distill", "sources", start=start, end=end)
+    digest = config_digest(recipe, start, end)
     probs, quarantine, skipped, inputs = problems(recipe, run, start, end)
     ph = run.phase(NAME)
     if not force and ph.is_complete(digest, inputs):

@@ -73,10 +73,15 @@ def select(verdicts: list[dict], k: int | None) -> tuple[list[dict], list[dict]]
     return keep, reject
 
 
+def config_digest(recipe: Recipe) -> str:
+    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
+    return recipe_digest(recipe, "filter")
+
+
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
     src_ph, src_digest = upstream(run, "reformat")
     inputs = {"reformat": src_digest}
-    digest = recipe_digest(recipe, "filter")
+    digest = config_digest(recipe)
     ph = run.phase(NAME)
     if not force and ph.is_complete(digest, inputs):
         return ph.manifest()

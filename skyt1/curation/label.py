@@ -128,9 +128,15 @@ def _from_api(recipe: Recipe, todo: list[dict], writer, failed_writer) -> Counte
     return counts
 
 
+def config_digest(recipe: Recipe, from_published: bool | None = None) -> str:
+    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
+    published = recipe.label.from_published if from_published is None else from_published
+    return recipe_digest(recipe, "label", "sources", from_published=published)
+
+
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, from_published: bool | None = None) -> dict:
     published = recipe.label.from_published if from_published is None else from_published
-    digest = recipe_digest(recipe, "label", "sources", from_published=published)
+    digest = config_digest(recipe, published)
     ph = run.phase(NAME)
     if not force and ph.is_complete(digest, {}):
         return ph.manifest()

@@ -170,11 +170,16 @@ def _llm(recipe: Recipe, pending: list[dict], w, rw, fw, counts: Counter) -> Non
             {**rec, "reformat_method": "llm", "reason": reason, "usage": dict(usage[rec["id"]])})
 
 
+def config_digest(recipe: Recipe) -> str:
+    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
+    return recipe_digest(recipe, "reformat", as_given=[recipe.source(s).model_dump(mode="json")
+                                                       for s in recipe.reformat.as_given_sources])
+
+
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
     src_ph, src_digest = upstream(run, "distill")
     inputs = {"distill": src_digest}
-    digest = recipe_digest(recipe, "reformat", as_given=[recipe.source(s).model_dump(mode="json")
-                                                         for s in recipe.reformat.as_given_sources])
+    digest = config_digest(recipe)
     ph = run.phase(NAME)
     if not force and ph.is_complete(digest, inputs):
         return ph.manifest()

@@ -33,14 +33,19 @@ def _model(recipe: Recipe, run: RunDir) -> tuple[EngineConfig, str, dict]:
             f"eval.engine.model is 'trained' but {train.uri} has no _DONE.json: run `skyt1 train` first, or set "
             "eval.engine.model to a hub id or a local model directory"
         )
-    return cfg, str(run.local_path("train/final")), {"train": canonical_digest(manifest.get("outputs", {}))}
+    return cfg, str(run.local_path("train/final")), {"train": manifest["outputs"]["final"]}
+
+
+def config_digest(recipe: Recipe) -> str:
+    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
+    return recipe.digest("eval")
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = True, **opts) -> dict:
     ev = recipe.eval
     cfg, model, inputs = _model(recipe, run)
     phase = run.phase(NAME)
-    digest = recipe.digest("eval")
+    digest = config_digest(recipe)
     if not force and phase.is_complete(digest, inputs):
         return phase.manifest()
     t0 = time.time()

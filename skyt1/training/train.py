@@ -187,6 +187,11 @@ def _device_kind() -> str:
         return "cpu"
 
 
+def config_digest(recipe: Recipe) -> str:
+    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
+    return recipe.digest("train")
+
+
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | None = None) -> dict[str, Any]:
     t = recipe.train
     assemble = run.phase("assemble")
@@ -202,7 +207,7 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | No
 
     data_digest = _file_digest(train_json)
     inputs = {"assemble": data_digest}
-    recipe_digest = recipe.digest("train")
+    recipe_digest = config_digest(recipe)
     ph = run.phase(NAME)
     if not force and ph.is_complete(recipe_digest, inputs):
         log.info("train: complete with the same recipe and data, skipping (--force redoes it)")

@@ -1,4 +1,5 @@
-"""`skyt1 reproduce` refuses over budget or without confirmation; a task's `run` survives SIGKILL."""
+"""`skyt1 reproduce` refuses over budget or without confirmation, skips exactly the phases whose manifest
+matches the recipe and the upstream outputs, and a task's `run` survives SIGKILL."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import yaml
 from click.testing import CliRunner
 
 from skyt1.cli import cli
-from skyt1.cloud.pipeline import kill_task, start_task_locally
+from skyt1.cloud.pipeline import kill_task, matches, phase_runner, reproduce_cloud, start_task_locally
+from skyt1.recipe import load_recipe
 from skyt1.store import RunDir
 
 from .conftest import PUBLISHED, REPO
@@ -30,6 +32,54 @@ def test_no_terminal_and_no_yes_refuses():
 def test_unknown_phase_is_an_error():
     res = CliRunner().invoke(cli, ["reproduce", "--recipe", str(PUBLISHED), "--phases", "label,bake", "--yes"])
     assert res.exit_code != 0 and "bake" in res.output
+
+
+def _filtered_run(path) -> RunDir:
+    """A run whose filter phase is complete: three verified math traces, assemble's input."""
+    run = RunDir(path)
+    trace = ("<|begin_of_thought|>\n\nwork\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\n$\\boxed{1}$\n\n"
+             "<|end_of_solution|>")
+    with run.phase("filter").writer() as w:
+        for i, q in enumerate(("Add one and zero together.", "What is two minus one?", "Name the first positive integer.")):
+            w.write({"id": f"demo_math/{i}#0", "problem_id": f"demo_math/{i}", "domain": "math", "question": q,
+                     "reference": "1", "tests": None, "starter_code": None, "reformat_method": "llm", "trace": trace})
+    run.phase("filter").write_manifest(recipe_digest="x", inputs={}, counts={}, started_at=time.time())
+    return run
+
+
+class InProcessLauncher:
+    """Stands in for SkyPilot managed jobs (no cloud here): runs the phase in this process."""
+
+    def __init__(self, recipe, run):
+        self.recipe, self.run, self.launched = recipe, run, []
+
+    def launch(self, phase, envs, name):
+        self.launched.append(phase)
+        phase_runner(phase)(self.recipe, self.run)
+        return len(self.launched)
+
+    def wait(self, job_id, progress=None):
+        return "SUCCEEDED"
+
+
+def test_reproduce_skips_matching_phases_and_reruns_changed_ones(tmp_path):
+    recipe = load_recipe(REPO / "recipes" / "tiny.yaml", {"assemble.mixture": {"math": 3, "code": 0, "science": 0},
+                                                          "budget_usd": 5})
+    run = _filtered_run(tmp_path / "runs" / "r1")
+    launcher = InProcessLauncher(recipe, run)
+    reproduce = lambda: reproduce_cloud(recipe, root=str(tmp_path / "runs"), run_name="r1",  # noqa: E731
+                                        phases=["assemble"], launcher=launcher, progress=lambda _: None)
+    assert reproduce() == ["assemble"] and matches(run, "assemble", recipe)
+    assert reproduce() == []  # complete for this recipe and these inputs: skipped
+    recipe.eval.n = {"demo_math": 9}  # another phase's knob: assemble still matches
+    assert matches(run, "assemble", recipe)
+    recipe.assemble.decontam_ngram = 6  # assemble's own knob changed: relaunched
+    assert not matches(run, "assemble", recipe)
+    assert reproduce() == ["assemble"] and launcher.launched == ["assemble", "assemble"]
+    manifest = run.phase("filter").manifest()  # upstream output changed: not a match any more
+    run.phase("filter").write_manifest(recipe_digest="x", inputs={}, counts={}, started_at=time.time(),
+                                       outputs={"records": "0000"})
+    assert manifest["outputs"] != {"records": "0000"} and not matches(run, "assemble", recipe)
 
 
 @pytest.mark.slow
