@@ -12,7 +12,7 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import as_completed
 
-from skyt1.curation.common import progress, recipe_digest, upstream
+from skyt1.curation.common import clear, progress, recipe_digest, upstream
 from skyt1.curation.sharegpt import solution_of
 from skyt1.recipe import Recipe
 from skyt1.store import PhaseDir, RunDir
@@ -86,8 +86,7 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
     if not force and ph.is_complete(digest, inputs):
         return ph.manifest()
     if force:
-        for key in ph.backend.list(ph.name):
-            ph.backend.delete(key)
+        clear(ph)
     t0 = time.time()
     done = ph.ids("verdicts") | ph.ids("quarantine")
     todo, n_in = [], 0
