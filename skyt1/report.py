@@ -139,16 +139,12 @@ def _read_jsonl(ph: PhaseDir, name: str) -> list[dict]:
 
 
 def _loss_curve(run: RunDir, train: PhaseInfo) -> list[tuple[float, float]]:
+    """(step, loss) from `train/loss.jsonl`, which grows while training runs (the manifest's copy once done)."""
     rows = _read_jsonl(run.phase("train"), "loss.jsonl")
-    if not rows and train.manifest:
-        rows = train.manifest.get("loss_curve") or train.counts.get("loss_curve") or []
-    points = []
-    for r in rows:
-        step = next((r[k] for k in ("step", "current_steps", "global_step") if k in r), None)
-        loss = r.get("loss")
-        if isinstance(step, int | float) and isinstance(loss, int | float) and math.isfinite(loss):
-            points.append((float(step), float(loss)))
-    return sorted(points)
+    points = [(r["step"], r["loss"]) for r in rows if "step" in r and isinstance(r.get("loss"), int | float)]
+    if not points and train.manifest:
+        points = [tuple(p) for p in train.manifest.get("loss_curve", [])]
+    return sorted((float(step), float(loss)) for step, loss in points if math.isfinite(loss))
 
 
 def _training_lengths(run: RunDir, recipe: Recipe | None) -> tuple[list[int], str] | None:
