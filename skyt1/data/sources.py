@@ -115,8 +115,8 @@ def apps_tests(input_output: Any) -> dict:
 def _apps_like(recipe: Recipe, src: Source, out: Loaded) -> None:
     if src.dataset == "apps":
         rows = _rows(recipe, src, builder="json", data_files={src.split: f"{src.split}.jsonl"})
-    else:  # taco: parquet files of the hub repository
-        rows = _rows(recipe, src, builder="parquet", data_files={src.split: f"data/{src.split}-*.parquet"})
+    else:  # taco: the hub repository holds `save_to_disk` Arrow shards, train/data-0000N-of-0000M.arrow
+        rows = _rows(recipe, src, builder="arrow", data_files={src.split: f"{src.split}/data-*.arrow"})
     wanted = {d.lower() for d in src.difficulties} if src.difficulties else None
     for idx, row in enumerate(_window(src, rows), start=src.start):
         key = row.get("problem_id", idx) if src.dataset == "apps" else idx
