@@ -7,6 +7,7 @@ rank is a fresh interpreter, so each must register the templates before LlamaFac
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -19,6 +20,24 @@ def main() -> None:
 
     template.register()
     run_exp()  # reads sys.argv[1], like `llamafactory-cli train CONFIG.yaml`
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _exit_skipping_native_teardown()
+
+
+def _exit_skipping_native_teardown() -> None:
+    """End a finished distributed rank without interpreter teardown.
+
+    Seen on CPU (gloo): a rank whose training had finished and saved was aborted while the interpreter tore
+    down ("terminate called without an active exception", SIGABRT), torchrun failed the job, and the other
+    node waited 300 s at its exit barrier. Python's exit handlers (loggers such as W&B) still run; every
+    output is already written and closed by then.
+    """
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
