@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import yaml
 
 from skyt1.recipe import Recipe, RecipeError, load_recipe
-from skyt1.store import RunDir
+from skyt1.store import RunDir, atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = ROOT / "recipes" / "tiny.yaml"
@@ -93,12 +93,8 @@ def demo_recipe(base: Path, run_dir: Path, models: dict[str, Path], port: int) -
             overrides[f"sources.{i}.local_path"] = _absolute(recipe, src.local_path)
     recipe = load_recipe(base, overrides)  # validated with the overrides in place
     path = run_dir / "demo" / "recipe.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = f"# Resolved from {base} by skyt1.demo for this run.\n" + yaml.safe_dump(
-        recipe.model_dump(mode="json"), sort_keys=False, width=110)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, f"# Resolved from {base} by skyt1.demo for this run.\n" + yaml.safe_dump(
+        recipe.model_dump(mode="json"), sort_keys=False, width=110))
     return path
 
 

@@ -269,11 +269,14 @@ class Recipe(Strict):
                 return str(candidate.resolve())
         return str(p)
 
-    def digest(self, *sections: str) -> str:
-        """Stable hash of the whole recipe or of the named top-level sections."""
+    def digest(self, *sections: str, **extra: Any) -> str:
+        """Stable hash of the whole recipe or of the named top-level sections, plus any `extra` values a
+        phase's output also depends on (e.g. a row window given on the command line)."""
         data = self.model_dump(mode="json")
         if sections:
             data = {k: data[k] for k in sections}
+        if extra:
+            data = {"sections": data, "extra": extra}
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

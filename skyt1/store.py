@@ -35,6 +35,22 @@ class StoreError(Exception):
 # --------------------------------------------------------------------------------------------- backends
 
 
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write a local file so that readers see the old content or the new, never a part (tmp + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class LocalBackend:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
@@ -44,18 +60,7 @@ class LocalBackend:
         return self.root / key
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self._path(key), data)
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()

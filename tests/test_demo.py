@@ -19,13 +19,9 @@ from skyt1.recipe import PHASES
 from skyt1.report import RECORD_STREAMS
 from skyt1.store import RunDir
 
+from .s3server import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _demo_cmd(run_dir: Path, port: int) -> list[str]:
@@ -70,7 +66,7 @@ def assert_report_complete(run_dir: Path) -> None:
 
 def test_demo_end_to_end_and_resume(tmp_path):
     run_dir = tmp_path / "demo-run"
-    port = _free_port()
+    port = free_port()
     t0 = time.time()
     proc = run_demo(run_dir, port)
     took = time.time() - t0
@@ -125,7 +121,7 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_demo_survives_sigkill_at_random_points(tmp_path):
-    port = _free_port()
+    port = free_port()
     reference = tmp_path / "reference"
     t0 = time.time()
     proc = run_demo(reference, port)

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from skyt1.curation.common import clear, progress, recipe_digest, upstream
+from skyt1.curation.common import clear, progress, upstream
 from skyt1.curation.decontam import Decontaminator, benchmark_questions
 from skyt1.curation.dedup import NearDuplicates, normalize
 from skyt1.curation.sharegpt import as_given_trace, user_turn
@@ -143,7 +143,7 @@ def build(recipe: Recipe, rows: list[dict], *, decontam: Decontaminator | None, 
 
 def config_digest(recipe: Recipe) -> str:
     """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe_digest(recipe, "assemble", cutoff_len=recipe.train.cutoff_len, base_model=recipe.train.base_model,
+    return recipe.digest("assemble", cutoff_len=recipe.train.cutoff_len, base_model=recipe.train.base_model,
                          data_dir=recipe.eval.data_dir)
 
 

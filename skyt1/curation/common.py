@@ -6,8 +6,8 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from skyt1.recipe import ApiModel, Recipe
-from skyt1.store import PhaseDir, RunDir, canonical_digest
+from skyt1.recipe import ApiModel
+from skyt1.store import PhaseDir, RunDir
 
 
 class PhaseError(RuntimeError):
@@ -21,11 +21,6 @@ def upstream(run: RunDir, name: str, stream: str = "records") -> tuple[PhaseDir,
     if m is None:
         raise PhaseError(f"{run.uri}/{name} is not complete: run `skyt1 {name}` with the same --run-dir first")
     return ph, m["outputs"].get(stream, "empty")
-
-
-def recipe_digest(recipe: Recipe, *sections: str, **extra) -> str:
-    data = recipe.model_dump(mode="json")
-    return canonical_digest({"sections": {k: data[k] for k in sections}, "extra": extra})
 
 
 def clear(ph: PhaseDir) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections import Counter
 
-from skyt1.curation.common import clear, finish, is_error, progress, recipe_digest, upstream
+from skyt1.curation.common import clear, finish, is_error, progress, upstream
 from skyt1.curation.sharegpt import user_turn
 from skyt1.data.sources import load_source
 from skyt1.engines.base import Request, SamplingParams
@@ -91,7 +91,7 @@ def _engine(recipe: Recipe):
 
 def config_digest(recipe: Recipe, start: int = 0, end: int | None = None) -> str:
     """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe_digest(recipe, "distill", "sources", start=start, end=end)
+    return recipe.digest("distill", "sources", start=start, end=end)
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end: int | None = None,

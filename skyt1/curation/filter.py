@@ -12,7 +12,7 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import as_completed
 
-from skyt1.curation.common import clear, progress, recipe_digest, upstream
+from skyt1.curation.common import clear, progress, upstream
 from skyt1.curation.sharegpt import solution_of
 from skyt1.recipe import Recipe
 from skyt1.store import PhaseDir, RunDir
@@ -75,7 +75,7 @@ def select(verdicts: list[dict], k: int | None) -> tuple[list[dict], list[dict]]
 
 def config_digest(recipe: Recipe) -> str:
     """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe_digest(recipe, "filter")
+    return recipe.digest("filter")
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:

@@ -18,7 +18,6 @@ from skyt1.curation.common import (
     finish,
     is_error,
     progress,
-    recipe_digest,
     sum_usage,
     usd,
 )
@@ -131,7 +130,7 @@ def _from_api(recipe: Recipe, todo: list[dict], writer, failed_writer) -> Counte
 def config_digest(recipe: Recipe, from_published: bool | None = None) -> str:
     """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
     published = recipe.label.from_published if from_published is None else from_published
-    return recipe_digest(recipe, "label", "sources", from_published=published)
+    return recipe.digest("label", "sources", from_published=published)
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, from_published: bool | None = None) -> dict:

@@ -21,7 +21,6 @@ from skyt1.curation.common import (
     finish,
     is_error,
     progress,
-    recipe_digest,
     sum_usage,
     upstream,
     usd,
@@ -172,8 +171,8 @@ def _llm(recipe: Recipe, pending: list[dict], w, rw, fw, counts: Counter) -> Non
 
 def config_digest(recipe: Recipe) -> str:
     """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe_digest(recipe, "reformat", as_given=[recipe.source(s).model_dump(mode="json")
-                                                       for s in recipe.reformat.as_given_sources])
+    return recipe.digest("reformat", as_given=[recipe.source(s).model_dump(mode="json")
+                                               for s in recipe.reformat.as_given_sources])
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:

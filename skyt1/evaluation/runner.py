@@ -32,7 +32,7 @@ from skyt1.data.benchmarks import Problem, Task
 from skyt1.engines.base import Completion, Engine, Request, SamplingParams
 from skyt1.evaluation import metrics, tables
 from skyt1.redact import redact
-from skyt1.store import versions
+from skyt1.store import atomic_write, versions
 
 log = logging.getLogger(__name__)
 
@@ -247,17 +247,16 @@ def _prepare(b: _Bench, info: dict | None, sampling: Sampling, rescore: bool, ex
         "versions": versions(),
         **(extra or {}),
     }
-    if old is not None and _config_key(old) != _config_key(config):
-        diff = {k: (v, _config_key(config)[k]) for k, v in _config_key(old).items() if _config_key(config)[k] != v}
+    new_key = _config_key(config)
+    if old is not None and _config_key(old) != new_key:
+        diff = {k for k, v in _config_key(old).items() if new_key[k] != v}
         raise EvalError(
-            f"{b.dir} holds samples from another configuration (differs in: {', '.join(diff)}); "
+            f"{b.dir} holds samples from another configuration (differs in: {', '.join(sorted(diff))}); "
             "use another --output-dir, or delete that folder to start over"
         )
     b.load(repair=True)
     b.dir.mkdir(parents=True, exist_ok=True)
-    tmp = cfg_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(redact(config), indent=2, sort_keys=True, default=str))
-    os.replace(tmp, cfg_path)
+    _write_json(cfg_path, config)
     return config
 
 
@@ -358,11 +357,8 @@ def _rescore(benches: list[_Bench], scorer, progress: bool) -> None:
             for r, fut in futures:
                 r.update(_score_fields(fut))
                 bar.update(1)
-            tmp = b.path.with_suffix(".tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                for r in b.records.values():
-                    f.write(json.dumps(redact(r), ensure_ascii=False) + "\n")
-            os.replace(tmp, b.path)
+            atomic_write(b.path, "".join(json.dumps(redact(r), ensure_ascii=False) + "\n"
+                                         for r in b.records.values()))
     finally:
         bar.close()
 
@@ -398,15 +394,9 @@ def write_summaries(root: Path, benches: list[_Bench], configs: dict, errors: di
         "configs": {k: v["config"] for k, v in results.items()},
     }
     _write_json(root / "summary.json", overall)
-    md = tables.markdown(overall)
-    tmp = root / "summary.md.tmp"
-    tmp.write_text(md)
-    os.replace(tmp, root / "summary.md")
+    atomic_write(root / "summary.md", tables.markdown(overall))
     return overall
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(redact(obj), indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(redact(obj), indent=2, sort_keys=True, default=str))
