@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from skyt1.recipe import PHASES
+from skyt1.phases import NAMES as PHASES
 from skyt1.store import RunDir
 
 

@@ -14,7 +14,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PHASES = ("label", "distill", "reformat", "filter", "assemble", "train", "eval", "report")
 Domain = Literal["math", "code", "science"]
 
 

@@ -18,7 +18,8 @@ from html import escape
 from typing import Any
 from urllib.parse import urlparse
 
-from skyt1.recipe import PHASES, Recipe
+from skyt1.phases import NAMES as PHASES
+from skyt1.recipe import Recipe
 from skyt1.report_assets import svg
 from skyt1.report_assets.style import CSS
 from skyt1.store import PhaseDir, RunDir, canonical_digest

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from skyt1.recipe import PHASES
+from skyt1.phases import NAMES as PHASES
 from skyt1.report import RECORD_STREAMS
 from skyt1.store import RunDir
 

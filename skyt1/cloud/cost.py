@@ -21,11 +21,9 @@ from dataclasses import asdict, dataclass, field
 
 from skyt1.cloud import prices
 from skyt1.data.benchmarks import parse_name
+from skyt1.phases import TASK_PHASES
 from skyt1.recipe import Recipe
 
-GPU_PHASES = ("distill", "train", "eval")
-CPU_PHASES = ("label", "reformat", "filter", "assemble")
-PHASE_ORDER = ("label", "distill", "reformat", "filter", "assemble", "train", "eval")
 DEFAULT_CPUS = {"label": 4, "reformat": 4, "filter": 32, "assemble": 8}
 
 
@@ -268,7 +266,7 @@ def phase_hours(recipe: Recipe, phase: str, spot: bool) -> float:
     for w in estimate_work(recipe):
         if w.name == phase:
             return w.spot_hours(recipe) if spot else w.hours
-    raise CostError(f"unknown phase {phase!r}; phases: {', '.join(PHASE_ORDER)}")
+    raise CostError(f"unknown phase {phase!r}; phases: {', '.join(TASK_PHASES)}")
 
 
 def as_dict(work: list[PhaseWork]) -> list[dict]:

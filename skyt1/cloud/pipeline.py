@@ -14,21 +14,12 @@ from typing import Protocol
 
 import yaml
 
-from skyt1.cloud.cost import PHASE_ORDER, estimate
+from skyt1 import phases as phase_table
+from skyt1.cloud.cost import estimate
 from skyt1.recipe import Recipe
 from skyt1.store import RunDir
 
-PHASE_MODULES = {
-    "label": "skyt1.curation.label",
-    "distill": "skyt1.curation.distill",
-    "reformat": "skyt1.curation.reformat",
-    "filter": "skyt1.curation.filter",
-    "assemble": "skyt1.curation.assemble",
-    "train": "skyt1.training.train",
-    "eval": "skyt1.evaluation.phase",
-    "report": "skyt1.report",
-}
-ALL_PHASES = (*PHASE_ORDER, "report")
+ALL_PHASES = phase_table.NAMES
 
 
 class PipelineError(Exception):
@@ -40,14 +31,14 @@ class BudgetError(PipelineError):
 
 
 def check_phases(phases: list[str]) -> list[str]:
-    unknown = [p for p in phases if p not in PHASE_MODULES]
-    if unknown:
-        raise PipelineError(f"unknown phase(s) {unknown}; phases: {', '.join(ALL_PHASES)}")
-    return sorted(phases, key=ALL_PHASES.index)
+    try:
+        return phase_table.in_order(phases)
+    except phase_table.UnknownPhase as e:
+        raise PipelineError(str(e)) from None
 
 
 def phase_runner(phase: str) -> Callable[..., dict]:
-    module = PHASE_MODULES[phase]
+    module = phase_table.get(phase).module
     try:
         return importlib.import_module(module).run
     except ModuleNotFoundError as e:
@@ -74,12 +65,12 @@ def matches(run: RunDir, phase: str, recipe: Recipe, rerun: set[str] = frozenset
     """A phase's manifest exists, was computed from this recipe's settings for the phase, and from what
     its upstream phases hold now (each input digest is one of the upstream manifest's output digests)."""
     m = run.phase(phase).manifest()
-    if m is None or m.get("recipe_digest") != importlib.import_module(PHASE_MODULES[phase]).config_digest(recipe):
+    if m is None or m.get("recipe_digest") != phase_table.get(phase).load().config_digest(recipe):
         return False
     for upstream, digest in (m.get("inputs") or {}).items():
         if upstream in rerun:
             return False
-        up = run.phase(upstream).manifest() if upstream in PHASE_MODULES else None
+        up = run.phase(upstream).manifest() if upstream in phase_table.BY_NAME else None
         if up is not None and digest not in (up.get("outputs") or {}).values():
             return False
     return True

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from skyt1.phases import GPU_PHASES
+
 log = logging.getLogger(__name__)
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "sky_tasks"
-GPU_TASKS = ("distill", "train", "eval")
-CPU_TASKS = ("label", "reformat", "filter", "assemble")
 TERMINAL_OK = "SUCCEEDED"
 MOUNT_ROOT_ENV = "RUN_ROOT"  # where the bucket is mounted on the nodes
 
@@ -114,7 +114,7 @@ def check_task(task, phase: str) -> list[str]:
         if strategy and strategy not in registry.JOBS_RECOVERY_STRATEGY_REGISTRY:
             known = sorted(k.upper() for k in registry.JOBS_RECOVERY_STRATEGY_REGISTRY)
             problems.append(f"{where}: job_recovery.strategy {strategy.upper()!r} is not one of {known}")
-        if phase in GPU_TASKS:
+        if phase in GPU_PHASES:
             if not r.accelerators:
                 problems.append(f"{where}: a GPU phase without accelerators")
             if int(recovery.get("max_restarts_on_errors") or 0) < 1:

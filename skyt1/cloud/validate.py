@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from skyt1.cloud.cost import PHASE_ORDER
 from skyt1.cloud.sky import TASKS_DIR
+from skyt1.phases import TASK_PHASES as PHASE_ORDER
 
 PIPELINE = TASKS_DIR / "pipeline.yaml"
 PIPELINE_HEADER = """\

@@ -15,6 +15,7 @@ from concurrent.futures import as_completed
 from skyt1.curation.common import clear, progress, upstream
 from skyt1.curation.sharegpt import solution_of
 from skyt1.recipe import Recipe
+from skyt1.scoring.registry import verdict_of
 from skyt1.store import PhaseDir, RunDir
 
 NAME = "filter"
@@ -44,13 +45,7 @@ def _score(recipe: Recipe, ph: PhaseDir, todo: list[dict]) -> None:
         with ph.writer("verdicts", flush_every=64) as w:
             for fut in progress(as_completed(futures), len(futures), "filter"):
                 rec = futures[fut]
-                try:
-                    v = fut.result()
-                except Exception as e:  # a scorer crash is this record's failure, not the phase's
-                    v = {"correct": False, "status": f"scorer error: {type(e).__name__}: {e}", "extracted": None,
-                         "passed": 0, "total": 0}
-                verdict = {k: v.get(k) for k in ("correct", "status", "extracted", "passed", "total")}
-                w.write({**rec, "verdict": verdict})
+                w.write({**rec, "verdict": verdict_of(fut)})
     finally:
         for p in pools.values():
             p.close()

@@ -32,6 +32,7 @@ from skyt1.data.benchmarks import Problem, Task
 from skyt1.engines.base import Completion, Engine, Request, SamplingParams
 from skyt1.evaluation import metrics, tables
 from skyt1.redact import redact
+from skyt1.scoring.registry import verdict_of
 from skyt1.store import atomic_write, versions
 
 log = logging.getLogger(__name__)
@@ -162,15 +163,6 @@ class _Writer(threading.Thread):
         self.join()
 
 
-def _score_fields(future: Future) -> dict:
-    try:
-        v = future.result()
-        return {k: v.get(k) for k in ("correct", "extracted", "status", "passed", "total")}
-    except Exception as e:  # a scorer bug must not lose the sample: --rescore fixes it later
-        return {"correct": False, "extracted": None, "status": f"scoring_error: {type(e).__name__}: {e}"[:300],
-                "passed": 0, "total": 0}
-
-
 def _submit(scorer, problem: Problem, response: str) -> Future:
     return scorer.submit(problem.scorer, response, problem.target, **problem.score_kw)
 
@@ -290,7 +282,7 @@ def _generate(engine: Engine, benches: list[_Bench], sampling: Sampling, scorer,
 
     def on_scored(fut: Future, b: _Bench, record: dict) -> None:
         nonlocal correct, scored
-        record.update(_score_fields(fut))
+        record.update(verdict_of(fut))
         writer.queue.put((b, record))
         with lock:
             scored += 1
@@ -355,7 +347,7 @@ def _rescore(benches: list[_Bench], scorer, progress: bool) -> None:
                     continue
                 futures.append((r, _submit(scorer, p, r.get("response") or "")))
             for r, fut in futures:
-                r.update(_score_fields(fut))
+                r.update(verdict_of(fut))
                 bar.update(1)
             atomic_write(b.path, "".join(json.dumps(redact(r), ensure_ascii=False) + "\n"
                                          for r in b.records.values()))

@@ -13,9 +13,23 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"unknown scorer {kind!r}; expected one of {', '.join(KINDS)}")
 
 
+VERDICT_FIELDS = ("correct", "extracted", "status", "passed", "total")  # what filter and eval keep of a verdict
+
+
 def invalid(reason: str) -> dict:
     return {"correct": False, "extracted": None, "status": "invalid_input", "passed": 0, "total": 0,
             "error": reason}
+
+
+def verdict_of(future) -> dict:
+    """The kept fields of a scoring future's verdict; a scorer crash is this item's failure (status
+    `scoring_error: ...`), never the caller's: `--rescore`/a re-run of filter scores it again."""
+    try:
+        v = future.result()
+    except Exception as e:  # noqa: BLE001
+        return {"correct": False, "extracted": None, "status": f"scoring_error: {type(e).__name__}: {e}"[:300],
+                "passed": 0, "total": 0}
+    return {k: v.get(k) for k in VERDICT_FIELDS}
 
 
 def score_in_thread(kind: str, response, target, *, timeout_s=None, memory_mb=None, **kw) -> dict:

@@ -8,9 +8,10 @@ import textwrap
 import pytest
 import yaml
 
-from skyt1.cloud.cost import PHASE_ORDER, estimate
-from skyt1.cloud.sky import GPU_TASKS
+from skyt1.cloud.cost import estimate
 from skyt1.cloud.validate import render_pipeline
+from skyt1.phases import GPU_PHASES as GPU_TASKS
+from skyt1.phases import TASK_PHASES as PHASE_ORDER
 from skyt1.recipe import load_recipe
 
 from .conftest import PUBLISHED, REPO, run_validate
