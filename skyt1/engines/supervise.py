@@ -7,7 +7,7 @@ session, so it and every process it starts (vLLM's API servers, engine cores, wo
 group. The group is stopped (SIGTERM, then SIGKILL after GRACE_S seconds) when stdin reaches end of file,
 which happens when the starter closes the pipe or dies for any reason (SIGKILL included: the kernel closes
 its end), or when this process gets SIGTERM or SIGINT. It also stops what is left of the group when the
-server exits on its own. Exits with the server's exit code, or 0 when asked to stop.
+server exits on its own. Exits with the server's exit code (128 + N when signal N killed it), or 0 when asked to stop.
 
 It runs as a file with no imports from skyt1, so it starts in a fraction of a second whatever the
 environment.
@@ -67,7 +67,9 @@ def main(argv: list[str]) -> int:
     stop_group(server, grace_s)
     server.poll()
     _say("stopped")
-    return 0 if code is None else code
+    if code is None:
+        return 0
+    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell reports it
 
 
 if __name__ == "__main__":
