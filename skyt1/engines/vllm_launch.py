@@ -11,9 +11,13 @@ so does this file, and a CPU build is therefore one whose version contains "cpu"
     python vllm_launch.py serve ARGS...  runs `vllm serve ARGS...`
 """
 
+import os
 import sys
 
-del sys.path[0]  # this file's folder: its vllm.py and openai.py would hide the real packages
+# Not this file's folder: its vllm.py and openai.py would hide the real packages. (Filtered rather than
+# popped: vLLM's spawned processes run this file again with the parent's sys.path.)
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _here]
 
 import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
