@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from skyt1.scoring import score
-from skyt1.scoring.code import sandbox
+from skyt1.scoring import ScoringPool, score
+from skyt1.scoring.code import SandboxUnavailable, sandbox, score_code
 
 from .conftest import fenced
 
@@ -240,15 +240,38 @@ def test_eq_trick_fails():
     assert not run(subclass, tests)["correct"]
 
 
-def test_fallback_without_bwrap_is_loud_and_recorded(monkeypatch):
+@pytest.fixture
+def no_bwrap(monkeypatch):
+    """A machine without bubblewrap (PATH without it), on a laptop (no SkyPilot variables)."""
     monkeypatch.setenv("PATH", "/nonexistent")
+    for name in sandbox.CLOUD_NODE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sandbox, "_warned", False)
     sandbox.bwrap_available.cache_clear()
-    try:
-        with pytest.warns(RuntimeWarning, match="CODE SANDBOX DISABLED"):
-            verdict = score("code", fenced("print(input())"), _stdio("5", "5"))
-        assert verdict["correct"] and verdict["isolation"] == "rlimits"
-        looping = score("code", fenced("while True:\n    pass"), _stdio("5"), timeout_s=1)
-        assert looping["status"] == "timeout"
-    finally:
-        sandbox.bwrap_available.cache_clear()
+    yield monkeypatch
+    sandbox.bwrap_available.cache_clear()
+
+
+def test_fallback_without_bwrap_is_loud_and_recorded(no_bwrap):
+    with pytest.warns(RuntimeWarning, match="CODE SANDBOX DISABLED"):
+        assert sandbox.choose_isolation() == "rlimits"
+    verdict = score_code(fenced("print(input())"), _stdio("5", "5"), isolation="auto")
+    assert verdict["correct"] and verdict["isolation"] == "rlimits"
+    looping = score_code(fenced("while True:\n    pass"), _stdio("5"), timeout_s=1, isolation="auto")
+    assert looping["status"] == "timeout" and looping["isolation"] == "rlimits"
+
+
+def test_a_cloud_node_without_bwrap_fails_unless_the_fallback_is_allowed(no_bwrap):
+    no_bwrap.setenv("SKYPILOT_TASK_ID", "sky-2026-01-01-00-00-00-000000_cluster_1")
+    with pytest.raises(SandboxUnavailable) as failure:
+        sandbox.choose_isolation()
+    message = str(failure.value)
+    assert "\n" not in message and "bwrap is not installed" in message and "--allow-unsandboxed" in message
+    with ScoringPool(workers=1) as pool:
+        with pytest.raises(SandboxUnavailable):  # before any work, in the caller's thread
+            pool.submit("code", fenced("print(1)"), _stdio("1"))
+        assert pool.submit("math", "\\boxed{1}", "1").result()["correct"]  # math needs no sandbox
+    with ScoringPool(workers=1, allow_unsandboxed=True) as pool, pytest.warns(RuntimeWarning):
+        assert pool.code_isolation() == "rlimits"
+        verdict = pool.submit("code", fenced("print(1)"), _stdio("1")).result()
+    assert verdict["correct"] and verdict["isolation"] == "rlimits"
