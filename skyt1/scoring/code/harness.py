@@ -51,6 +51,7 @@ _exit, _write, _close = os._exit, os.write, os.close
 _compile, _exec = compile, exec
 _thread_shutdown, _run_exitfuncs = threading._shutdown, atexit._run_exitfuncs
 _format_exception = traceback.format_exception
+_result_text = wire.dumps
 
 EXIT_OK, EXIT_RUNTIME, EXIT_COMPILE, EXIT_MEMORY = 0, 1, 2, 3
 EXIT_STATUS = {EXIT_OK: "ok", EXIT_COMPILE: "compile_error", EXIT_MEMORY: "memory_limit"}
@@ -101,7 +102,7 @@ def _isolate(job, keep):
     _limit(resource.RLIMIT_AS, int(job["memory_mb"]) * 1024 * 1024)
     _limit(resource.RLIMIT_FSIZE, int(job["output_bytes"]))
     _limit(resource.RLIMIT_CORE, 0)
-    _limit(resource.RLIMIT_MSGQUEUE, 64 * 1024)
+    _limit(resource.RLIMIT_MSGQUEUE, 1 << 20)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
 
@@ -246,7 +247,7 @@ def _call(job, args, env):
         raise NameError(f"function {name!r} is not defined")
     result = fn(**args) if isinstance(args, dict) else fn(*args)
     try:
-        text = wire.dumps(result)  # data only: never objects the program created
+        text = _result_text(result)  # data only: never objects the program created
     except wire.WireError as e:
         raise TypeError(f"returned {e}") from None
     fd = os.open(WORK + "/result", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -76,7 +76,7 @@ def _python() -> tuple[str, str]:
 
 def _bwrap_prefix(prefix: str, limits: Limits) -> list[str]:
     """bwrap and its mounts, up to (not including) the command to run."""
-    cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+    cmd = ["bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--clearenv",
            "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8",
            "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/lib", "/lib64", "/lib32", "/sbin"):

@@ -155,8 +155,32 @@ def decode(tree, resolve=None):
     return {"t": tuple, "s": set, "f": frozenset}[tag](items)
 
 
+# Bound when this module loads, before a sandboxed program runs: a program that patches json (its dumps,
+# its encoder class) afterwards does not change how the harness writes its result.
+_str_json, _int_text, _float_text, _join = json.encoder.encode_basestring_ascii, int.__repr__, float.__repr__, str.join
+_FLOAT_SPECIAL = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+
+
+def _json_text(tree) -> str:
+    kind = type(tree)
+    if tree is None:
+        return "null"
+    if kind is bool:
+        return "true" if tree else "false"
+    if kind is int:
+        return _int_text(tree)
+    if kind is float:
+        text = _float_text(tree)
+        return _FLOAT_SPECIAL.get(text, text)
+    if kind is str:
+        return _str_json(tree)
+    if kind is list:
+        return "[" + _join(",", [_json_text(v) for v in tree]) + "]"
+    return "{" + _join(",", [_str_json(k) + ":" + _json_text(v) for k, v in dict.items(tree)]) + "}"
+
+
 def dumps(value, register=None) -> str:
-    return json.dumps(encode(value, register), separators=(",", ":"))
+    return _json_text(encode(value, register))
 
 
 def loads(text: str | bytes, resolve=None):
