@@ -65,8 +65,9 @@ class SandboxError(RuntimeError):
     """The sandbox itself failed (not the program under test)."""
 
 
-class SandboxUnavailable(SandboxError):
-    """bubblewrap cannot run here and the fallback to resource limits alone was not allowed."""
+class SandboxUnavailable(SandboxError, ValueError):
+    """bubblewrap cannot run here and the fallback to resource limits alone was not allowed: a setting to
+    change (a ValueError, so the CLI reports it in one line like any other bad setting)."""
 
 
 def _python() -> tuple[str, str]:
