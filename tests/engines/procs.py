@@ -44,6 +44,13 @@ def wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Proc
         time.sleep(0.2)
 
 
+def command(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
+
+
 def describe(procs: list[psutil.Process]) -> list[str]:
     out = []
     for p in procs:

@@ -21,7 +21,7 @@ import yaml
 
 from skyt1.store import RunDir
 
-from .procs import describe, family, mentioning, wait_gone
+from .procs import command, describe, family, mentioning, wait_gone
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -47,7 +47,7 @@ def _interrupt_when(proc: subprocess.Popen, ready, sig: int, log: Path, timeout_
         assert time.monotonic() < deadline, f"no progress in {timeout_s} s:\n{log.read_text()[-3000:]}"
         time.sleep(0.05)
     tree = family(proc.pid)
-    assert any("vllm_launch.py" in " ".join(p.cmdline()) for p in tree[1:]), describe(tree)
+    assert any("vllm_launch.py" in command(p) for p in tree[1:]), describe(tree)
     os.kill(proc.pid, sig)
     proc.wait(timeout=120)
     return tree
@@ -133,3 +133,19 @@ def test_eval_ctrl_c_stops_the_server_cleanly_and_the_rerun_resumes(vllm_python,
     config = json.loads((out / "math500" / "config.json").read_text())
     assert config["engine"]["backend"] == "vllm" and config["engine"]["per_request_seed"] is False
     assert not mentioning(str(teacher)), describe(mentioning(str(teacher)))
+
+
+def test_ctrl_c_while_the_server_loads_stops_it(vllm_python, teacher, tmp_path):
+    out, env = tmp_path / "eval", _env(vllm_python)
+    args = ["eval", "--backend", "vllm", "--model", str(teacher), "--dtype", "float32", "-b", "demo_math",
+            "--limit", "2", "-o", str(out), "--quiet"]
+    first = _start(args, env, tmp_path / "first.log")
+
+    def loading() -> bool:
+        return any("vllm_launch.py" in command(p) for p in family(first.pid)[1:])
+
+    tree = _interrupt_when(first, loading, signal.SIGINT, tmp_path / "first.log", timeout_s=120)
+    assert first.returncode != 0
+    assert not wait_gone(tree, 30), describe(wait_gone(tree, 0))
+    assert not mentioning(str(teacher)), describe(mentioning(str(teacher)))
+    assert "Traceback" not in (tmp_path / "first.log").read_text()
