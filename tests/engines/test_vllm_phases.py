@@ -47,7 +47,7 @@ def _interrupt_when(proc: subprocess.Popen, ready, sig: int, log: Path, timeout_
         assert time.monotonic() < deadline, f"no progress in {timeout_s} s:\n{log.read_text()[-3000:]}"
         time.sleep(0.05)
     tree = family(proc.pid)
-    assert any("vllm_launch.py" in command(p) for p in tree[1:]), describe(tree)
+    assert any("vllm_launch.py serve" in command(p) for p in tree[1:]), describe(tree)
     os.kill(proc.pid, sig)
     proc.wait(timeout=120)
     return tree
@@ -142,7 +142,7 @@ def test_ctrl_c_while_the_server_loads_stops_it(vllm_python, teacher, tmp_path):
     first = _start(args, env, tmp_path / "first.log")
 
     def loading() -> bool:
-        return any("vllm_launch.py" in command(p) for p in family(first.pid)[1:])
+        return any("vllm_launch.py serve" in command(p) for p in family(first.pid)[1:])
 
     tree = _interrupt_when(first, loading, signal.SIGINT, tmp_path / "first.log", timeout_s=120)
     assert first.returncode != 0
