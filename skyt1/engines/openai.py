@@ -21,6 +21,9 @@ from skyt1.engines.base import Completion, Engine, EngineUnavailable, Request
 from skyt1.redact import redact_text
 
 log = logging.getLogger(__name__)
+for _name in ("httpx", "httpx2"):  # one INFO line per request otherwise: thousands in a distill run
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 _DONE = object()
 

@@ -10,7 +10,9 @@ vLLM's Python is found in this order: the variable SKYT1_VLLM_PYTHON; this inter
 vllm (a node's generation environment); `<repo>/.venv-vllm/bin/python` (`make install` on a CPU machine).
 
 vLLM on CPU crashes its worker on a request that carries its own seed, so there requests go without one
-and the server's seed applies; `info()["per_request_seed"]` records which happened.
+and the server's seed applies; `info()["per_request_seed"]` records which happened. vLLM refuses a
+max_tokens above the context length, so it is capped there (the server trims it further to what the prompt
+leaves), as the hf backend does.
 """
 
 from __future__ import annotations
@@ -64,10 +66,6 @@ def vllm_version(python: str) -> str:
     return r.stdout.strip()
 
 
-def _without_seed(r: Request) -> Request:
-    return replace(r, sampling=replace(r.sampling, seed=None)) if r.sampling.seed is not None else r
-
-
 class VLLMEngine(Engine):
     def __init__(self, model: str, *, revision: str | None = None, dtype: str = "bfloat16",
                  tensor_parallel_size: int = 1, data_parallel_size: int = 1, max_model_len: int | None = None,
@@ -89,10 +87,15 @@ class VLLMEngine(Engine):
         self.chat_template_sha256 = None
         self.server.serve_args = self._serve_args(chat_template)
         self.server.start()
-        self.client = OpenAIEngine(model, base_url=self.server.url, api_keys=["EMPTY"],
-                                   concurrency=max(concurrency, IN_FLIGHT_PER_RANK * self.dp),
-                                   max_retries=max_retries, timeout_s=REQUEST_TIMEOUT_S,
-                                   check_server=self.server.check)
+        try:
+            self.served_max_model_len = self.server.max_model_len()
+            self.client = OpenAIEngine(model, base_url=self.server.url, api_keys=["EMPTY"],
+                                       concurrency=max(concurrency, IN_FLIGHT_PER_RANK * self.dp),
+                                       max_retries=max_retries, timeout_s=REQUEST_TIMEOUT_S,
+                                       check_server=self.server.check)
+        except BaseException:
+            self.server.stop()
+            raise
 
     def _serve_args(self, chat_template: str | None) -> list[str]:
         args = [self.model, "--served-model-name", self.model, "--dtype", self.dtype,
@@ -122,7 +125,7 @@ class VLLMEngine(Engine):
                  for a in self.server.serve_args]
         return {"backend": "vllm", "vllm": self.version, "device": self.device, "model": self.model,
                 "revision": self.revision, "dtype": self.dtype, "tensor_parallel_size": self.tp,
-                "data_parallel_size": self.dp, "max_model_len": self.max_model_len,
+                "data_parallel_size": self.dp, "max_model_len": self.served_max_model_len,
                 "gpu_memory_utilization": self.gpu_memory_utilization, "per_request_seed": self.per_request_seed,
                 "server_seed": self.seed, "server_args": ["vllm", "serve", *shown],
                 "concurrency": self.client.concurrency, "max_retries": self.client.max_retries,
@@ -130,9 +133,15 @@ class VLLMEngine(Engine):
 
     def generate(self, requests: Iterable[Request]) -> Iterator[Completion]:
         self.server.check()
-        if not self.per_request_seed:
-            requests = (_without_seed(r) for r in requests)
-        yield from self.client.generate(requests)
+        yield from self.client.generate(self._fit(r) for r in requests)
+
+    def _fit(self, r: Request) -> Request:
+        """What this server can honour: vLLM refuses max_tokens above the context length (it trims the rest to
+        what the prompt leaves, as the hf backend does), and on CPU it crashes on a request's own seed."""
+        sp = r.sampling
+        fitted = replace(sp, max_tokens=min(sp.max_tokens, self.served_max_model_len or sp.max_tokens),
+                         seed=sp.seed if self.per_request_seed else None)
+        return r if fitted == sp else replace(r, sampling=fitted)
 
     def close(self) -> None:
         self.server.stop()

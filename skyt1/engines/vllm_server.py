@@ -106,6 +106,13 @@ class VLLMServer:
                     next_note += self.progress_every_s
                 time.sleep(0.5)
 
+    def max_model_len(self) -> int | None:
+        """The context length the server runs with (from /v1/models)."""
+        import httpx
+
+        models = httpx.get(f"{self.url}/models", timeout=30).json().get("data") or [{}]
+        return models[0].get("max_model_len")
+
     def check(self) -> None:
         """Raise EngineUnavailable if the server has exited (it is never restarted behind the caller's back)."""
         if self._proc is not None and self._proc.poll() is not None:

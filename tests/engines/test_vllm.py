@@ -31,7 +31,8 @@ def _requests(n, max_tokens=24, seed_base=0):
 @pytest.fixture(scope="module")
 def engine(vllm_python, vllm_model, monkeypatch_module):
     monkeypatch_module.setenv("SKYT1_VLLM_PYTHON", vllm_python)
-    cfg = EngineConfig(backend="vllm", model=str(vllm_model), dtype="float32", concurrency=8, max_retries=2)
+    cfg = EngineConfig(backend="vllm", model=str(vllm_model), dtype="float32", concurrency=8, max_retries=2,
+                       max_model_len=512)
     eng = make_engine(cfg)
     yield eng
     eng.close()
@@ -133,7 +134,7 @@ def test_info_records_version_server_arguments_and_seed_policy(engine, vllm_mode
     assert info["backend"] == "vllm" and info["device"] == "cpu" and info["vllm"].endswith("+cpu")
     assert info["per_request_seed"] is False and info["server_seed"] == 0
     assert info["model"] == str(vllm_model) and info["dtype"] == "float32"
-    assert info["tensor_parallel_size"] == 1 and info["data_parallel_size"] == 1
+    assert info["tensor_parallel_size"] == 1 and info["data_parallel_size"] == 1 and info["max_model_len"] == 512
     args = info["server_args"]
     assert args[:3] == ["vllm", "serve", str(vllm_model)]
     for flag in ("--enable-prefix-caching", "--enforce-eager"):
@@ -142,6 +143,14 @@ def test_info_records_version_server_arguments_and_seed_policy(engine, vllm_mode
     assert args[args.index("--data-parallel-size") + 1] == "1"
     assert "--port" not in args and "--host" not in args  # nothing that changes from run to run
     assert info["concurrency"] >= 256  # the server's scheduler, not the client, decides what runs together
+
+
+def test_max_tokens_beyond_the_context_are_capped_not_refused(engine):
+    (c,) = engine.generate([Request("long", [{"role": "user", "content": "Count."}],
+                                    SamplingParams(temperature=0.0, max_tokens=32768))])
+    assert c.finish_reason in ("stop", "length") and c.prompt_tokens + c.completion_tokens <= 512
+    if c.finish_reason == "length":
+        assert c.prompt_tokens + c.completion_tokens == 512
 
 
 def test_server_listens_on_loopback_only(engine):
