@@ -151,13 +151,21 @@ def choose_isolation(requested: str = "auto", *, allow_unsandboxed: bool = False
 _CONTROL_FILES = {"pids": ("pids.max",), "memory": ("memory.max", "memory.limit_in_bytes")}
 
 
-@functools.cache
+_probe_lock = threading.Lock()
+
+
 def _cgroup_root(controller: str) -> str | None:
+    with _probe_lock:  # sessions start from several threads at once: probe once, one thread at a time
+        return _probe_cgroup_root(controller)
+
+
+@functools.cache
+def _probe_cgroup_root(controller: str) -> str | None:
     """A writable cgroup hierarchy (v1 or v2) offering `controller`, used when running as root."""
     if os.geteuid() != 0:
         return None
     for root in (f"/sys/fs/cgroup/{controller}", "/sys/fs/cgroup"):
-        probe = os.path.join(root, f"skyt1-probe-{os.getpid()}")
+        probe = os.path.join(root, f"skyt1-probe-{uuid.uuid4().hex[:12]}")
         try:
             os.mkdir(probe)
         except OSError:
