@@ -129,7 +129,7 @@ def bench_code(workers: int, mbpp_limit: int, loops: int, timeout_s: float) -> d
         "code_isolation": sorted({v.get("isolation", "?") for v in stop}),
         "code_correct": sum(v["correct"] for v in stop),
         "code_statuses": {s: sum(v["status"] == s for v in stop) for s in sorted({v["status"] for v in stop})},
-        "code_stop_and_full_agree": [v["correct"] for v in stop] == [v["correct"] for v in full],
+        "code_stop_vs_full_disagree": sum(a["correct"] != b["correct"] for a, b in zip(stop, full, strict=True)),
         "code_stop_s": round(stop_s, 2), "code_stop_tests_run": sum(_tests_run(v, False) for v in stop),
         "code_stop_solutions_per_s": round(len(cases) / stop_s, 2),
         "code_full_s": round(full_s, 2), "code_full_tests_per_s": round(n_tests / full_s, 2),
