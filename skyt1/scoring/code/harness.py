@@ -442,7 +442,7 @@ def _names_wanted(test_tree, entry_point):
         called = [n.func.id for n in ast.walk(test_tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
         plain = [name for name in called if not wire.is_builtin_name(name)]
         entry_point = (plain or called or [None])[0]
-    wanted = {name for name in loaded if not wire.is_builtin_name(name)}
+    wanted = {name for name in loaded if not wire.is_builtin_name(name) and not name.startswith("__")}
     if entry_point:
         wanted.add(entry_point)
     return sorted(wanted), entry_point
