@@ -112,6 +112,9 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
     counts = {"in": n_in, "out": len(keep), "scored": len(verdicts),
               "rejected": dict(Counter(r["reason"] for r in reject)) | ({"quarantine": quarantined} if quarantined else {}),
               "by_domain": dict(Counter(r["domain"] for r in keep)),
-              "by_method": dict(Counter(r.get("reformat_method") for r in keep))}
+              "by_method": dict(Counter(r.get("reformat_method") for r in keep)),
+              # which sandbox ran the code, and which rule read each kept math answer
+              "isolation": dict(Counter(r["verdict"]["isolation"] for r in verdicts if r["verdict"].get("isolation"))),
+              "extraction": dict(Counter(r["verdict"]["extraction"] for r in keep if r["verdict"].get("extraction")))}
     return ph.write_manifest(recipe_digest=digest, inputs=inputs, counts=counts, started_at=t0,
                              config=recipe.filter.model_dump(mode="json"))

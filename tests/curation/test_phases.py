@@ -399,3 +399,5 @@ def test_filter_rejects_crashing_and_timing_out_code_and_wrong_math(tmp_path, wr
     assert "timeout" in rejected["c/1#2"].lower()
     assert [q["id"] for q in ph.records("quarantine")] == ["m/2#0"]
     assert m["counts"]["in"] == 9 and m["counts"]["out"] == 2
+    assert m["counts"]["isolation"] == {"bwrap": 4} and m["counts"]["extraction"] == {"boxed": 1}
+    assert {r["verdict"].get("isolation") for r in ph.records("verdicts") if r["domain"] == "code"} == {"bwrap"}
