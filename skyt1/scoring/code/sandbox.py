@@ -39,8 +39,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-HARNESS, WIRE = HERE / "harness.py", HERE / "wire.py"
-SANDBOX_DIR = "/skyt1"  # where harness.py and wire.py appear inside the sandbox
+HARNESS = HERE / "harness.py"
+HARNESS_FILES = ("harness.py", "judge.py", "wire.py")  # the harness and the modules it imports
+SANDBOX_DIR = "/skyt1"  # where they appear inside the sandbox
 ISOLATIONS = ("bwrap", "rlimits")
 CLOUD_NODE_VARIABLES = ("SKYPILOT_TASK_ID", "SKYPILOT_NODE_IPS")  # set by SkyPilot on its nodes
 RECORD_GRACE_S = 5.0  # beyond the per-test timeout, how long the scorer waits for a test's record
@@ -90,7 +91,7 @@ def _bwrap_prefix(prefix: str, limits: Limits) -> list[str]:
     return cmd + [
         "--dev", "/dev", "--size", str(limits.shm_mb << 20), "--tmpfs", "/dev/shm", "--mqueue", "/dev/mqueue",
         "--remount-ro", "/dev", "--size", str(limits.tmpfs_mb << 20), "--tmpfs", "/tmp",
-        "--ro-bind", str(HARNESS), f"{SANDBOX_DIR}/harness.py", "--ro-bind", str(WIRE), f"{SANDBOX_DIR}/wire.py",
+        *[arg for name in HARNESS_FILES for arg in ("--ro-bind", str(HERE / name), f"{SANDBOX_DIR}/{name}")],
         "--remount-ro", "/", "--cap-drop", "ALL", "--chdir", "/tmp"]
 
 
