@@ -21,6 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Qwen2 chat model built offline (one per test session)."""
+    from skyt1.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
 def s3_server():
     """moto's standalone S3 server on 127.0.0.1 (one per test session; tests use their own buckets)."""
     with MotoServer() as server:

@@ -41,13 +41,6 @@ def write_assembled(run: RunDir, rows: list[dict], name: str = "skyt1_sft") -> N
                       started_at=time.time(), outputs={"train.json": content_digest(text)})
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from skyt1.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-student") / "model", seed=0)
-
-
 @pytest.fixture
 def make_run(tmp_path):
     def make(rows: int = 40, name: str = "run") -> RunDir:
