@@ -32,6 +32,7 @@ COMMANDS = {
     "cost": "cloud_cmd:cost",
     "launch": "cloud_cmd:launch",
     "reproduce": "cloud_cmd:reproduce",
+    "plan": "plan_cmd:plan",
     "report": "report_cmd:report",
 }
 

@@ -9,9 +9,10 @@ import click
 @click.option("--scorer", type=click.Choice(["math", "choice", "code"]), required=True, help="Which scorer judges the rows.")
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Input JSONL.")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="Output JSONL.")
-@click.option("--timeout", "timeout_s", type=float, default=None, help="Seconds per math answer / per code test.")
-@click.option("--memory-mb", type=int, default=None, help="Memory limit per code test process (MiB).")
-@click.option("--workers", type=int, default=None, help="Parallel workers (default: CPU count).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0, min_open=True), default=None,
+              help="Seconds per math answer / per code test.")
+@click.option("--memory-mb", type=click.IntRange(min=64), default=None, help="Memory limit per code test process (MiB).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel workers (default: CPU count).")
 def score(scorer: str, input_path: str, output_path: str, timeout_s: float | None, memory_mb: int | None,
           workers: int | None) -> None:
     """Score responses: rows {"id","response","reference"} (math, choice) or {"id","response","tests"} (code).
@@ -19,8 +20,14 @@ def score(scorer: str, input_path: str, output_path: str, timeout_s: float | Non
     Writes the rows with correct, extracted, status, passed, total added. Invalid rows are written with
     status invalid_input and reported by line number; the exit code is then non-zero.
     """
+    from pathlib import Path
+
     from skyt1.scoring.jsonl import score_file
 
+    out = Path(output_path)
+    if out.exists() and out.resolve() == Path(input_path).resolve():
+        raise click.BadParameter("is the input file; write the scores to another file", param_hint="--output")
+    out.parent.mkdir(parents=True, exist_ok=True)
     summary = score_file(scorer, input_path, output_path, workers=workers, timeout_s=timeout_s,
                          memory_mb=memory_mb)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items()))

@@ -31,8 +31,12 @@ class Summary:
     invalid_lines: list = field(default_factory=list)
 
 
-def _parse(kind: str, line: str) -> tuple[dict, str | None]:
+def _parse(kind: str, raw: bytes) -> tuple[dict, str | None]:
     """(row, reason it is invalid or None)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return {}, f"not UTF-8 text ({e.reason} at byte {e.start})"
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
@@ -53,7 +57,7 @@ def _parse(kind: str, line: str) -> tuple[dict, str | None]:
 def score_file(kind: str, input_path: str | Path, output_path: str | Path, *, workers: int | None = None,
                timeout_s: float | None = None, memory_mb: int | None = None, progress: bool = True) -> Summary:
     check_kind(kind)
-    lines = Path(input_path).read_text(encoding="utf-8").splitlines()
+    lines = Path(input_path).read_bytes().splitlines()
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     summary = Summary()
     output_path = Path(output_path)
