@@ -243,6 +243,27 @@ def test_reformat_api_failures_are_retried_by_the_next_run(tmp_path, serve, writ
     assert m["counts"]["out"] == 32 and m["counts"]["rejected"] == {} and failed <= ph.ids("records")
 
 
+def test_reformat_counts_only_model_answers_as_attempts(tmp_path, serve, write_recipe):
+    """An API failure is not an attempt: against a server that fails some requests, every trace still gets
+    `max_attempts` real rewrites before it is rejected, in this run or the next."""
+    recipe, _, run, server = _distilled(tmp_path, serve, write_recipe, lambda m: "No sections, sorry.",
+                                        faults=FaultPlan(fail_first=6, statuses=(500,)), max_attempts=2)
+    recipe.reformat.api.max_retries = 0
+    recipe.reformat.api.concurrency = 1
+    first = reformat.run(recipe, run)
+    assert first["complete"] is False  # the traces whose request failed wait for the next run
+    reformat.run(recipe, run)
+    ph = run.phase("reformat")
+    rejected = list(ph.records("rejected"))
+    assert len(rejected) == 32 and all(r["answers"] == 2 for r in rejected)
+    answered: dict[str, int] = {}
+    for entry in server.log:
+        if entry["path"].endswith("/chat/completions") and entry["status"] == 200:
+            question = entry["body"]["messages"][-1]["content"].split("Problem:\n", 1)[1].split("\n\nWorked")[0]
+            answered[question] = answered.get(question, 0) + 1
+    assert sorted(set(answered.values())) == [4]  # each question has 2 samples, each got 2 real rewrites
+
+
 def test_reformat_rule_and_as_given(tmp_path, serve, write_recipe):
     think = serve(lambda m: "<think>\nwork it out\n</think>\nThe answer is $\\boxed{7}$.")
     d = openai_teacher(base_recipe(), think.url)
