@@ -472,7 +472,11 @@ class RecipeError(Exception):
 def _format_errors(path: str, err: ValidationError) -> str:
     lines = [f"{path}: invalid recipe ({err.error_count()} problem(s))"]
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        parts = [str(x) for x in e["loc"]]
+        key = parts[-1:] == ["[key]"]  # a mapping's key, not its value, is wrong (e.g. mixture.codee)
+        loc = ".".join(parts[:-1] if key else parts) or "(top level)"
+        if key:
+            e = {**e, "msg": "not a valid key: " + e["msg"]}
         if e["type"] == "extra_forbidden":
             msg = "unknown field (typo?); see `skyt1 recipe show` for the valid fields"
         elif e["type"] == "missing":
