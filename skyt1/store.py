@@ -702,8 +702,11 @@ class PhaseLock:
         live = self._holders()
         if live:
             raise self._refuse(live[0][1])
-        self.phase.write_json(self.name, self._record())
-        time.sleep(settle_s)  # two writers that both saw no lock: the later write wins, the earlier sees it
+        if isinstance(self.phase.backend, LocalBackend):
+            self._create_local()
+        else:
+            self.phase.write_json(self.name, self._record())
+            time.sleep(settle_s)  # two writers that both saw no lock: the later write wins, the earlier sees it
         try:
             now = self.phase.read_json(self.name)
         except FileNotFoundError:
@@ -716,6 +719,22 @@ class PhaseLock:
         self._thread = threading.Thread(target=self._beat, name=f"lock {self.phase.uri}", daemon=True)
         self._thread.start()
         return self
+
+    def _create_local(self) -> None:
+        """On a local disk the lock file is created exclusively (O_EXCL): of two writers, one wins at once.
+        A dead writer's lock (already judged dead by `_holders`) is replaced."""
+        path = self.phase.backend.local_path(self.phase.key(self.name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(redact(self._record()), indent=2, sort_keys=True).encode()
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                path.unlink(missing_ok=True)  # dead: `_holders` found no live owner
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl_s / 4):

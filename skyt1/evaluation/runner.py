@@ -202,6 +202,7 @@ def evaluate(
         benches = [_Bench(t, n.get(t.name, 1) if isinstance(n, dict) else n, out, shard) for t in tasks]
         info = engine.info() if engine is not None else None
         configs = {b.task.name: _prepare(b, info, sampling, rescore, extra_config) for b in benches}
+        before = sum(len(b.done) for b in benches)
         own_scorer = scorer is None
         scorer = scorer or _make_scorer(scoring)
         t0 = time.time()
@@ -214,7 +215,8 @@ def evaluate(
         finally:
             if own_scorer:
                 _close(scorer)
-        return write_summaries(out, benches, configs, errors, skipped or {}, time.time() - t0, shard)
+        fresh = rescore or sum(len(b.done) for b in benches) != before
+        return write_summaries(out, benches, configs, errors, skipped or {}, time.time() - t0, shard, fresh)
     finally:
         if lock is not None:
             lock.release()
@@ -372,9 +374,10 @@ def _rescore(benches: list[_Bench], scorer, progress: bool) -> None:
 
 
 def write_summaries(out: PhaseDir, benches: list[_Bench], configs: dict, errors: dict[str, str],
-                    skipped: dict[str, str], wall_s: float, shard: Shard = Shard()) -> dict:
+                    skipped: dict[str, str], wall_s: float, shard: Shard = Shard(), fresh: bool = True) -> dict:
     """The summary of every benchmark and of the run. One shard of a split run that does not see every
-    sample yet writes nothing (the shard that completes the last sample writes them all)."""
+    sample yet writes nothing (the shard that completes the last sample writes them all). The samples
+    export is rewritten when samples changed (`fresh`) or it is missing."""
     results = {}
     for b in benches:
         samples = b.records()
@@ -404,7 +407,8 @@ def write_summaries(out: PhaseDir, benches: list[_Bench], configs: dict, errors:
         return {**overall, "shard": str(shard)}
     for name, (summary, samples) in results.items():
         out.write_json(f"{name}/summary.json", _plain(summary))
-        out.write_bytes(f"{name}/samples.jsonl", jsonl_bytes(sorted(samples, key=lambda r: r["id"])))
+        if fresh or not out.exists(f"{name}/samples.jsonl"):
+            out.write_bytes(f"{name}/samples.jsonl", jsonl_bytes(sorted(samples, key=lambda r: r["id"])))
     out.write_json("summary.json", _plain(overall))
     out.write_text("summary.md", tables.markdown(overall))
     return overall
