@@ -1,11 +1,14 @@
 """One way to open and finish a phase.
 
-    with open_phase("reformat", recipe, run, force=force) as p:
-        if p.done:                       # complete for this recipe and these inputs: nothing to do
-            return p.done
+    def run(recipe, run, *, force=False):
+        return run_phase("reformat", recipe, run, _reformat, force=force)
+
+    def _reformat(p: PhaseRun) -> dict:   # called only when there is work: a complete phase is skipped
         src = p.upstream("distill")      # the upstream phase directory (it is complete)
         ...                              # write records through p.dir (resume: skip p.dir.ids())
         return p.finish(counts=..., pending=failed, what="record(s)")
+
+(`with open_phase(...) as p:` is the same without the skip: `p.done` is the manifest of a complete phase.)
 
 Opening a phase (what every phase used to repeat):
 1. Its inputs (`skyt1.phases` table): every upstream output it reads must be complete; their digests are
@@ -33,7 +36,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,6 +256,13 @@ def judge(ph: PhaseDir, spec: phases.Phase, digest: str, inputs: dict[str, str],
     return "resume", ""
 
 
+def run_phase(name: str, recipe: Recipe, run: RunDir, body: Callable[[PhaseRun], dict], **opening: Any) -> dict:
+    """Open phase `name` (`open_phase` takes `opening`), return its manifest when it is complete, else
+    `body(p)`, which does the work and returns `p.finish(...)`."""
+    with open_phase(name, recipe, run, **opening) as p:
+        return p.done if p.done else body(p)
+
+
 def _prepare(p: PhaseRun, spec: phases.Phase, force: bool) -> None:
     """Clear, refuse or keep what the phase directory holds; then record what it is written under."""
     ph = p.dir
@@ -337,4 +347,5 @@ def _changed_message(ph: PhaseDir, name: str, state: dict, knobs: dict, prompts:
             f"the recipe that wrote it (its settings are in {ph.where(STARTED)}).")
 
 
-__all__ = ["PhaseError", "PhaseRun", "Shard", "StoreError", "open_phase", "upstream_inputs", "STARTED"]
+__all__ = ["PhaseError", "PhaseRun", "Shard", "StoreError", "open_phase", "plan", "run_phase", "upstream_inputs",
+           "STARTED"]

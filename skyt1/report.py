@@ -19,7 +19,7 @@ from typing import Any
 
 from skyt1.engines import is_loopback
 from skyt1.phases import NAMES as PHASES
-from skyt1.protocol import open_phase
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.report_assets import svg
 from skyt1.report_assets.style import CSS
@@ -596,14 +596,15 @@ def _upstream_inputs(run: RunDir) -> dict[str, str]:
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, **_opts: Any) -> dict:
     """The report phase: redone whenever any upstream manifest (or anything in the recipe) changed."""
-    with open_phase(NAME, recipe, run, force=force, needs=(), inputs=_upstream_inputs(run)) as p:
-        if p.done:
-            return p.done
-        data = write_report(run, recipe)
-        counts = Counter(info.status for info in data.phases)
-        return p.finish(
-            counts={"phases_complete": counts["complete"], "phases_incomplete": counts["incomplete"],
-                    "phases_not_run": counts["not run"], "standins": len(data.standins)},
-            outputs={name: canonical_digest(p.dir.read_text(name)) for name in ("report.md", "report.html")},
-            config={"files": ["report.md", "report.html"]},
-        )
+    return run_phase(NAME, recipe, run, _report, force=force, needs=(), inputs=_upstream_inputs(run))
+
+
+def _report(p: PhaseRun) -> dict:
+    data = write_report(p.run, p.recipe)
+    counts = Counter(info.status for info in data.phases)
+    return p.finish(
+        counts={"phases_complete": counts["complete"], "phases_incomplete": counts["incomplete"],
+                "phases_not_run": counts["not run"], "standins": len(data.standins)},
+        outputs={name: canonical_digest(p.dir.read_text(name)) for name in ("report.md", "report.html")},
+        config={"files": ["report.md", "report.html"]},
+    )

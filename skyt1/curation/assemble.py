@@ -21,7 +21,7 @@ from skyt1.curation.dedup import NearDuplicates, normalize
 from skyt1.curation.sharegpt import as_given_trace
 from skyt1.data.prompts import system_prompt, user_turn
 from skyt1.data.sources import load_source
-from skyt1.protocol import open_phase
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.redact import redact
 from skyt1.store import PhaseDir, RunDir, content_digest
@@ -136,38 +136,39 @@ def build(recipe: Recipe, rows: list[dict], *, decontam: Decontaminator | None, 
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
+    return run_phase(NAME, recipe, run, _assemble, force=force)
+
+
+def _assemble(p: PhaseRun) -> dict:
+    recipe, ph = p.recipe, p.dir
     cfg = recipe.assemble
-    with open_phase(NAME, recipe, run, force=force) as p:
-        if p.done:
-            return p.done
-        ph = p.dir
-        ph.clear(keep=[p.lock.name, "_STARTED.json"])  # every output is derived from the inputs at once
-        rows, quarantine = candidates(recipe, p.upstream("filter"))
-        data_dir = recipe.resolve_path(recipe.eval.data_dir)
-        questions, skipped = benchmark_questions(cfg.decontam_benchmarks, data_dir)
-        decontam = Decontaminator(questions, cfg.decontam_ngram)
-        chosen, train, removed, mixture = build(recipe, rows, decontam=decontam)
-        lengths, method = token_lengths(recipe, [r["system"] + "\n" + "\n".join(t["value"] for t in r["conversations"])
-                                                 for r in train])
-        stats = {
-            "rows": len(train), "candidates": len(rows), "mixture": mixture,
-            "removed": dict(Counter(r["reason"] for r in removed)),
-            "contamination_by_benchmark": dict(Counter(r["benchmark"] for r in removed if "benchmark" in r)),
-            "decontamination": {"ngram": cfg.decontam_ngram, "benchmarks": {k: len(v) for k, v in questions.items()},
-                                "skipped": skipped},
-            "near_dup_threshold": cfg.near_dup_threshold,
-            "methods": dict(Counter(r["method"] for r in chosen)),
-            "tokens": length_stats(lengths, recipe.train.cutoff_len, method),
-            "quarantine": len(quarantine),
-        }
-        text = json.dumps(redact(train), ensure_ascii=False, indent=1)
-        ph.write_bytes(TRAIN_FILE, text.encode())
-        ph.write_json("dataset_info.json", dataset_info(cfg.dataset_name, TRAIN_FILE))
-        ph.write_json("stats.json", stats)
-        with ph.writer("removed", flush_every=1024) as w:
-            w.write_many(removed)
-        p.quarantine(quarantine)
-        counts = {"in": len(rows), "out": len(train), "rejected": stats["removed"] | {"quarantine": len(quarantine)},
-                  "mixture": mixture, "benchmarks_skipped": skipped}
-        return p.finish(counts=counts, outputs={TRAIN_FILE: content_digest(text), "removed": ph.output_digest("removed")},
-                        config=cfg.model_dump(mode="json") | {"cutoff_len": recipe.train.cutoff_len})
+    ph.clear(keep=[p.lock.name, "_STARTED.json"])  # every output is derived from the inputs at once
+    rows, quarantine = candidates(recipe, p.upstream("filter"))
+    data_dir = recipe.resolve_path(recipe.eval.data_dir)
+    questions, skipped = benchmark_questions(cfg.decontam_benchmarks, data_dir)
+    decontam = Decontaminator(questions, cfg.decontam_ngram)
+    chosen, train, removed, mixture = build(recipe, rows, decontam=decontam)
+    lengths, method = token_lengths(recipe, [r["system"] + "\n" + "\n".join(t["value"] for t in r["conversations"])
+                                             for r in train])
+    stats = {
+        "rows": len(train), "candidates": len(rows), "mixture": mixture,
+        "removed": dict(Counter(r["reason"] for r in removed)),
+        "contamination_by_benchmark": dict(Counter(r["benchmark"] for r in removed if "benchmark" in r)),
+        "decontamination": {"ngram": cfg.decontam_ngram, "benchmarks": {k: len(v) for k, v in questions.items()},
+                            "skipped": skipped},
+        "near_dup_threshold": cfg.near_dup_threshold,
+        "methods": dict(Counter(r["method"] for r in chosen)),
+        "tokens": length_stats(lengths, recipe.train.cutoff_len, method),
+        "quarantine": len(quarantine),
+    }
+    text = json.dumps(redact(train), ensure_ascii=False, indent=1)
+    ph.write_bytes(TRAIN_FILE, text.encode())
+    ph.write_json("dataset_info.json", dataset_info(cfg.dataset_name, TRAIN_FILE))
+    ph.write_json("stats.json", stats)
+    with ph.writer("removed", flush_every=1024) as w:
+        w.write_many(removed)
+    p.quarantine(quarantine)
+    counts = {"in": len(rows), "out": len(train), "rejected": stats["removed"] | {"quarantine": len(quarantine)},
+              "mixture": mixture, "benchmarks_skipped": skipped}
+    return p.finish(counts=counts, outputs={TRAIN_FILE: content_digest(text), "removed": ph.output_digest("removed")},
+                    config=cfg.model_dump(mode="json") | {"cutoff_len": recipe.train.cutoff_len})

@@ -11,13 +11,14 @@ without `--shard`) writes the phase manifest once every sample exists. Failed ge
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 
 from skyt1 import phases
 from skyt1.curation.common import is_error, progress
 from skyt1.data.prompts import user_turn
 from skyt1.data.sources import load_source
 from skyt1.engines.base import Request, SamplingParams
-from skyt1.protocol import PhaseError, Shard, open_phase
+from skyt1.protocol import PhaseError, PhaseRun, Shard, run_phase
 from skyt1.recipe import Recipe
 from skyt1.store import RunDir
 
@@ -68,44 +69,47 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end
     part = Shard.parse(shard)
     window = {k: v for k, v in (("start", start), ("end", end)) if v != {"start": 0, "end": None}[k]}
     needs = phases.get(NAME).needs(recipe)  # difficulty labels, when a distilled numina source has bounds
-    with open_phase(NAME, recipe, run, force=force, extras=window, shard=part) as p:
-        if p.done:
-            return p.done
-        ph = p.dir
-        labels = {r["id"]: r["difficulty"] for r in p.upstream("label").records()} if needs else None
-        probs, quarantine, skipped = problems(recipe, labels, start, end)
-        mine = [x for x in probs if x["id"] in part]
-        todo = requests_for(recipe, mine, ph.ids("records"))
-        by_id = {r.id: (x, k) for r, x, k in todo}
-        p.quarantine(quarantine)
-        with ph.writer("records", flush_every=recipe.distill.flush_every, tag=part.tag) as w, \
-                ph.writer("failed", flush_every=16, tag=part.tag) as fw:
-            if todo:
-                engine = _engine(recipe)
-                try:
-                    desc = f"distill {part.tag}".strip()
-                    for c in progress(engine.generate(r for r, _, _ in todo), len(todo), desc):
-                        x, k = by_id[c.id]
-                        if is_error(c.finish_reason):
-                            fw.write({"id": c.id, "problem_id": x["id"], "reason": c.finish_reason})
-                            continue
-                        w.write({**x, "id": c.id, "problem_id": x["id"], "sample_index": k, "response": c.text,
-                                 "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
-                                 "completion_tokens": c.completion_tokens})
-                finally:
-                    engine.close()
-        n = recipe.distill.sampling.n
-        expected = {f"{x['id']}#{k}" for x in probs for k in range(n)}
-        mine_expected = {f"{x['id']}#{k}" for x in mine for k in range(n)}
-        written = ph.ids("records")
-        missing = len(expected - written)
-        finish_reasons = Counter(r["finish_reason"] for r in ph.records("records")) if missing == 0 else {}
-        counts = {"problems": len(probs), "in": len(expected), "out": len(expected & written),
-                  "rejected": {"failed": len(ph.ids("failed") - written), "quarantine": len(quarantine), **skipped},
-                  "finish_reasons": dict(finish_reasons)}
-        config = {"engine": recipe.distill.engine.model_dump(mode="json"),
-                  "sampling": recipe.distill.sampling.model_dump(mode="json"),
-                  "system_prompt": recipe.distill.system_prompt, "sources": recipe.distill.sources,
-                  "start": start, "end": end, "shard": str(part)}
-        return p.finish(counts=counts, config=config, pending=missing, what="generation(s)",
-                        shard_pending=len(mine_expected - written))
+    return run_phase(NAME, recipe, run, partial(_distill, part=part, start=start, end=end, labelled=bool(needs)),
+                     force=force, extras=window, shard=part)
+
+
+def _distill(p: PhaseRun, part: Shard, start: int, end: int | None, labelled: bool) -> dict:
+    recipe = p.recipe
+    ph = p.dir
+    labels = {r["id"]: r["difficulty"] for r in p.upstream("label").records()} if labelled else None
+    probs, quarantine, skipped = problems(recipe, labels, start, end)
+    mine = [x for x in probs if x["id"] in part]
+    todo = requests_for(recipe, mine, ph.ids("records"))
+    by_id = {r.id: (x, k) for r, x, k in todo}
+    p.quarantine(quarantine)
+    with ph.writer("records", flush_every=recipe.distill.flush_every, tag=part.tag) as w, \
+            ph.writer("failed", flush_every=16, tag=part.tag) as fw:
+        if todo:
+            engine = _engine(recipe)
+            try:
+                desc = f"distill {part.tag}".strip()
+                for c in progress(engine.generate(r for r, _, _ in todo), len(todo), desc):
+                    x, k = by_id[c.id]
+                    if is_error(c.finish_reason):
+                        fw.write({"id": c.id, "problem_id": x["id"], "reason": c.finish_reason})
+                        continue
+                    w.write({**x, "id": c.id, "problem_id": x["id"], "sample_index": k, "response": c.text,
+                             "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
+                             "completion_tokens": c.completion_tokens})
+            finally:
+                engine.close()
+    n = recipe.distill.sampling.n
+    expected = {f"{x['id']}#{k}" for x in probs for k in range(n)}
+    mine_expected = {f"{x['id']}#{k}" for x in mine for k in range(n)}
+    written = ph.ids("records")
+    missing = len(expected - written)
+    finish_reasons = Counter(r["finish_reason"] for r in ph.records("records")) if missing == 0 else {}
+    counts = {"problems": len(probs), "in": len(expected), "out": len(expected & written),
+              "rejected": {"failed": len(ph.ids("failed") - written), "quarantine": len(quarantine), **skipped},
+              "finish_reasons": dict(finish_reasons)}
+    config = {"engine": recipe.distill.engine.model_dump(mode="json"),
+              "sampling": recipe.distill.sampling.model_dump(mode="json"),
+              "system_prompt": recipe.distill.system_prompt, "sources": recipe.distill.sources,
+              "start": start, "end": end, "shard": str(part)}
+    return p.finish(counts=counts, config=config, pending=missing, what="generation(s)",
+                    shard_pending=len(mine_expected - written))

@@ -13,7 +13,7 @@ from concurrent.futures import as_completed
 
 from skyt1.curation.common import progress
 from skyt1.curation.sharegpt import solution_of
-from skyt1.protocol import open_phase
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.scoring.registry import verdict_of
 from skyt1.store import PhaseDir, RunDir
@@ -69,33 +69,34 @@ def select(verdicts: list[dict], k: int | None) -> tuple[list[dict], list[dict]]
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
-    with open_phase(NAME, recipe, run, force=force) as p:
-        if p.done:
-            return p.done
-        ph, src_ph = p.dir, p.upstream("reformat")
-        done = ph.ids("verdicts") | ph.ids("quarantine")
-        todo, bad, n_in = [], [], 0
-        for rec in src_ph.records():
-            n_in += 1
-            if rec["id"] in done:
-                continue
-            if target_of(rec) is None:
-                bad.append({**rec, "reason": f"{rec['domain']} record without a reference answer or tests"})
-            else:
-                todo.append(rec)
-        quarantined = p.quarantine(bad)
-        if todo:
-            _score(recipe, ph, todo)
-        verdicts = list(ph.records("verdicts"))
-        keep, reject = select(verdicts, recipe.filter.max_correct_per_problem)
-        for stream in DERIVED:  # derived from verdicts: rewrite whole
-            for key in ph.backend.list(ph.key(stream)):
-                ph.backend.delete(key)
-        for stream, rows in (("records", keep), ("rejected", reject)):
-            with ph.writer(stream, flush_every=256) as w:
-                w.write_many(rows)
-        counts = {"in": n_in, "out": len(keep), "scored": len(verdicts),
-                  "rejected": dict(Counter(r["reason"] for r in reject)) | ({"quarantine": quarantined} if quarantined else {}),
-                  "by_domain": dict(Counter(r["domain"] for r in keep)),
-                  "by_method": dict(Counter(r.get("reformat_method") for r in keep))}
-        return p.finish(counts=counts, config=recipe.filter.model_dump(mode="json"))
+    return run_phase(NAME, recipe, run, _filter, force=force)
+
+
+def _filter(p: PhaseRun) -> dict:
+    recipe, ph, src_ph = p.recipe, p.dir, p.upstream("reformat")
+    done = ph.ids("verdicts") | ph.ids("quarantine")
+    todo, bad, n_in = [], [], 0
+    for rec in src_ph.records():
+        n_in += 1
+        if rec["id"] in done:
+            continue
+        if target_of(rec) is None:
+            bad.append({**rec, "reason": f"{rec['domain']} record without a reference answer or tests"})
+        else:
+            todo.append(rec)
+    quarantined = p.quarantine(bad)
+    if todo:
+        _score(recipe, ph, todo)
+    verdicts = list(ph.records("verdicts"))
+    keep, reject = select(verdicts, recipe.filter.max_correct_per_problem)
+    for stream in DERIVED:  # derived from verdicts: rewrite whole
+        for key in ph.backend.list(ph.key(stream)):
+            ph.backend.delete(key)
+    for stream, rows in (("records", keep), ("rejected", reject)):
+        with ph.writer(stream, flush_every=256) as w:
+            w.write_many(rows)
+    counts = {"in": n_in, "out": len(keep), "scored": len(verdicts),
+              "rejected": dict(Counter(r["reason"] for r in reject)) | ({"quarantine": quarantined} if quarantined else {}),
+              "by_domain": dict(Counter(r["domain"] for r in keep)),
+              "by_method": dict(Counter(r.get("reformat_method") for r in keep))}
+    return p.finish(counts=counts, config=recipe.filter.model_dump(mode="json"))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import partial
 
 from skyt1.curation.common import api_config, is_error, progress, sum_usage, usd
 from skyt1.data import prompts
 from skyt1.data.hub import load_rows
 from skyt1.data.sources import load_source
 from skyt1.engines.base import Request
-from skyt1.protocol import open_phase
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.store import RunDir
 
@@ -105,32 +106,34 @@ def _from_api(recipe: Recipe, todo: list[dict], writer, failed_writer) -> Counte
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, from_published: bool | None = None) -> dict:
     published = recipe.label.from_published if from_published is None else from_published
     overridden = {"from_published": published} if published != recipe.label.from_published else {}
-    with open_phase(NAME, recipe, run, force=force, extras=overridden) as p:
-        if p.done:
-            return p.done
-        ph = p.dir
-        problems, quarantine = _problems(recipe)
-        done = ph.ids("records")
-        todo = [x for x in problems if x["id"] not in done]
-        p.quarantine(quarantine)
-        with ph.writer("records", flush_every=64) as w, ph.writer("failed", flush_every=16) as fw:
-            if published:
-                _from_published(recipe, problems, todo, w)
-            else:
-                _from_api(recipe, todo, w, fw)
-        records = list(ph.records("records"))
-        labeled = sum(r["difficulty"] is not None for r in records)
-        missing = len(problems) - len(records)
-        written = {r["id"] for r in records}
-        usage = sum_usage(records + [r for r in ph.records("failed") if r["id"] not in written])
-        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        counts = {
-            "in": len(problems), "out": len(records), "labeled": labeled, "unlabeled": len(records) - labeled,
-            "rejected": {"failed": missing, "quarantine": len(quarantine)},
-            "difficulty_histogram": dict(sorted(Counter(str(r["difficulty"]) for r in records).items())),
-            "prompt_tokens": prompt, "completion_tokens": completion,
-        }
-        cost = 0.0 if published else usd(recipe.label.api, prompt, completion)
-        config = {"from_published": published, "sources": recipe.label.sources,
-                  "api": None if published else api_config(recipe.label.api)}
-        return p.finish(pending=missing, what="label request(s)", counts=counts, cost_usd=cost, config=config)
+    return run_phase(NAME, recipe, run, partial(_label, published=published), force=force, extras=overridden)
+
+
+def _label(p: PhaseRun, published: bool) -> dict:
+    recipe = p.recipe
+    ph = p.dir
+    problems, quarantine = _problems(recipe)
+    done = ph.ids("records")
+    todo = [x for x in problems if x["id"] not in done]
+    p.quarantine(quarantine)
+    with ph.writer("records", flush_every=64) as w, ph.writer("failed", flush_every=16) as fw:
+        if published:
+            _from_published(recipe, problems, todo, w)
+        else:
+            _from_api(recipe, todo, w, fw)
+    records = list(ph.records("records"))
+    labeled = sum(r["difficulty"] is not None for r in records)
+    missing = len(problems) - len(records)
+    written = {r["id"] for r in records}
+    usage = sum_usage(records + [r for r in ph.records("failed") if r["id"] not in written])
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    counts = {
+        "in": len(problems), "out": len(records), "labeled": labeled, "unlabeled": len(records) - labeled,
+        "rejected": {"failed": missing, "quarantine": len(quarantine)},
+        "difficulty_histogram": dict(sorted(Counter(str(r["difficulty"]) for r in records).items())),
+        "prompt_tokens": prompt, "completion_tokens": completion,
+    }
+    cost = 0.0 if published else usd(recipe.label.api, prompt, completion)
+    config = {"from_published": published, "sources": recipe.label.sources,
+              "api": None if published else api_config(recipe.label.api)}
+    return p.finish(pending=missing, what="label request(s)", counts=counts, cost_usd=cost, config=config)

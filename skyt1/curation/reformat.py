@@ -21,7 +21,7 @@ from skyt1.curation.sharegpt import as_given_trace, code_blocks, make_trace, sol
 from skyt1.data import prompts
 from skyt1.data.sources import load_source
 from skyt1.engines.base import Request
-from skyt1.protocol import open_phase
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.scoring.text import last_boxed
 from skyt1.store import RunDir
@@ -143,56 +143,57 @@ def _llm(recipe: Recipe, pending: list[dict], answered: dict[str, int], w, rw, f
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
-    with open_phase(NAME, recipe, run, force=force) as p:
-        if p.done:
-            return p.done
-        ph, src_ph = p.dir, p.upstream("distill")
-        done = ph.ids("records") | ph.ids("rejected")
-        answered = {r["id"]: int(r.get("answers") or 0) for r in ph.records("failed", latest=True)}
-        counts: Counter = Counter()
-        n_in = 0
-        llm_pending = []
-        with ph.writer("records", flush_every=32) as w, ph.writer("rejected", flush_every=32) as rw, \
-                ph.writer("failed", flush_every=16) as fw:
-            given, given_rejected, n_given = _as_given(recipe, done)
-            w.write_many(given)
-            rw.write_many(given_rejected)
-            n_in += n_given
-            for rec in src_ph.records():
-                n_in += 1
-                if rec["id"] in done:
-                    continue
-                method = _method(recipe.reformat.mode, rec)
-                if rec["domain"] == "math" and last_boxed(rec.get("response")) is None:
-                    # nothing to preserve and nothing filter could verify: do not pay for a rewrite
-                    rw.write({**rec, "reformat_method": method, "reason": NO_ANSWER})
-                    continue
-                if method == "llm":
-                    llm_pending.append(rec)
-                    continue
-                trace = rule_trace(rec.get("response", ""))
-                reason = "no <think>...</think> section with text on both sides" if trace is None else check(trace, rec)
-                if reason:
-                    rw.write({**rec, "reformat_method": "rule", "reason": reason})
-                else:
-                    w.write({**rec, "trace": trace, "reformat_method": "rule"})
-            if llm_pending:
-                _llm(recipe, llm_pending, answered, w, rw, fw, counts)
-        records, rejected = list(ph.records("records")), list(ph.records("rejected"))
-        settled = {r["id"] for r in records} | {r["id"] for r in rejected}
-        usage = sum_usage(records + rejected + list(ph.records("failed")))  # failed attempts were paid for too
-        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        counts = {
-            "in": n_in, "out": len(records),
-            "methods": dict(Counter(r["reformat_method"] for r in records)),
-            "rejected": dict(Counter(_reason_kind(r["reason"]) for r in rejected)),
-            "failed_api": len(ph.ids("failed") - settled),
-            "prompt_tokens": prompt, "completion_tokens": completion, "attempts": usage.get("attempts", 0),
-        }
-        config = {"mode": recipe.reformat.mode, "max_attempts": recipe.reformat.max_attempts,
-                  "api": api_config(recipe.reformat.api), "as_given_sources": recipe.reformat.as_given_sources}
-        return p.finish(pending=n_in - len(records) - len(rejected), what="record(s)", counts=counts, config=config,
-                        cost_usd=usd(recipe.reformat.api, prompt, completion))
+    return run_phase(NAME, recipe, run, _reformat, force=force)
+
+
+def _reformat(p: PhaseRun) -> dict:
+    recipe, ph, src_ph = p.recipe, p.dir, p.upstream("distill")
+    done = ph.ids("records") | ph.ids("rejected")
+    answered = {r["id"]: int(r.get("answers") or 0) for r in ph.records("failed", latest=True)}
+    counts: Counter = Counter()
+    n_in = 0
+    llm_pending = []
+    with ph.writer("records", flush_every=32) as w, ph.writer("rejected", flush_every=32) as rw, \
+            ph.writer("failed", flush_every=16) as fw:
+        given, given_rejected, n_given = _as_given(recipe, done)
+        w.write_many(given)
+        rw.write_many(given_rejected)
+        n_in += n_given
+        for rec in src_ph.records():
+            n_in += 1
+            if rec["id"] in done:
+                continue
+            method = _method(recipe.reformat.mode, rec)
+            if rec["domain"] == "math" and last_boxed(rec.get("response")) is None:
+                # nothing to preserve and nothing filter could verify: do not pay for a rewrite
+                rw.write({**rec, "reformat_method": method, "reason": NO_ANSWER})
+                continue
+            if method == "llm":
+                llm_pending.append(rec)
+                continue
+            trace = rule_trace(rec.get("response", ""))
+            reason = "no <think>...</think> section with text on both sides" if trace is None else check(trace, rec)
+            if reason:
+                rw.write({**rec, "reformat_method": "rule", "reason": reason})
+            else:
+                w.write({**rec, "trace": trace, "reformat_method": "rule"})
+        if llm_pending:
+            _llm(recipe, llm_pending, answered, w, rw, fw, counts)
+    records, rejected = list(ph.records("records")), list(ph.records("rejected"))
+    settled = {r["id"] for r in records} | {r["id"] for r in rejected}
+    usage = sum_usage(records + rejected + list(ph.records("failed")))  # failed attempts were paid for too
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    counts = {
+        "in": n_in, "out": len(records),
+        "methods": dict(Counter(r["reformat_method"] for r in records)),
+        "rejected": dict(Counter(_reason_kind(r["reason"]) for r in rejected)),
+        "failed_api": len(ph.ids("failed") - settled),
+        "prompt_tokens": prompt, "completion_tokens": completion, "attempts": usage.get("attempts", 0),
+    }
+    config = {"mode": recipe.reformat.mode, "max_attempts": recipe.reformat.max_attempts,
+              "api": api_config(recipe.reformat.api), "as_given_sources": recipe.reformat.as_given_sources}
+    return p.finish(pending=n_in - len(records) - len(rejected), what="record(s)", counts=counts, config=config,
+                    cost_usd=usd(recipe.reformat.api, prompt, completion))
 
 
 def _reason_kind(reason: str) -> str:

@@ -12,10 +12,12 @@ the trained model is evaluated with its training system prompt (`prompts.system`
 
 from __future__ import annotations
 
+from functools import partial
+
 from skyt1.data import prompts
 from skyt1.data.benchmarks import load_tasks
 from skyt1.evaluation.runner import EvalError, Sampling, Scoring, evaluate
-from skyt1.protocol import Shard, open_phase
+from skyt1.protocol import PhaseRun, Shard, run_phase
 from skyt1.recipe import Engine as EngineConfig
 from skyt1.recipe import Recipe
 from skyt1.store import RunDir, StoreError
@@ -38,44 +40,47 @@ def system_prompt(recipe: Recipe, model: str) -> str | None:
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = True, shard: str | None = None) -> dict:
-    ev = recipe.eval
     cfg = engine_config(recipe)
     part = Shard.parse(shard)
-    trained = cfg.model == TRAINED
-    inputs = {} if trained else {"model": f"{cfg.model}@{cfg.revision or 'main'}"}
-    with open_phase(NAME, recipe, run, force=force, inputs=inputs, shard=part) as p:
-        if p.done:
-            return p.done
-        if trained:
-            try:
-                model = str(run.local_path("train/final"))
-            except StoreError as e:
-                raise EvalError(f"{e}: copy {run.uri}/train/final to a local disk (or mount the bucket) first") from None
-        else:
-            model = recipe.resolve_path(cfg.model) if cfg.model.startswith(".") else cfg.model
-        tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
-                                    prompt_mode=ev.prompt_mode or recipe.prompts.user,
-                                    system_prompt=system_prompt(recipe, model), skip_unavailable=ev.skip_unavailable)
-        if not tasks:
-            raise EvalError(f"no benchmark of eval.benchmarks could be loaded: {skipped}")
-        from skyt1.engines import make_engine
+    inputs = {} if cfg.model == TRAINED else {"model": f"{cfg.model}@{cfg.revision or 'main'}"}
+    return run_phase(NAME, recipe, run, partial(_evaluate, part=part, progress=progress), force=force, inputs=inputs,
+                     shard=part)
 
-        s = ev.sampling
-        sampling = Sampling(s.temperature, s.top_p, s.max_tokens, s.seed)
-        n = {t.name: ev.n.get(t.name, s.n) for t in tasks}
-        f = recipe.filter
-        scoring = Scoring(f.workers, f.code_timeout_s, f.memory_mb)
-        with make_engine(cfg, model=model) as engine:
-            summary = evaluate(engine, tasks, output_dir=p.dir, n=n, sampling=sampling, scoring=scoring,
-                               progress=progress, skipped=skipped, extra_config={"recipe": recipe.name},
-                               shard=part, locked=True)
-        missing = sum(b["missing_samples"] for b in summary["benchmarks"].values())
-        counts = {name: {"samples": b["scores"]["samples"], "accuracy": b["scores"]["accuracy"],
-                         "stderr": b["scores"]["stderr"], "missing": b["missing_samples"]}
-                  for name, b in summary["benchmarks"].items()}
-        counts.update({name: {"skipped": why} for name, why in skipped.items()})
-        outputs = {t.name: p.dir.output_digest(t.name) for t in tasks}
-        config = {"eval": ev.model_dump(mode="json", exclude={"engine"}), "engine": cfg.model_dump(mode="json"),
-                  "model": cfg.model if trained else model, "shard": str(part)}
-        return p.finish(counts=counts, config=config, outputs=outputs, pending=missing, what="sample(s)",
-                        shard_pending=summary["missing_in_shard"], see=f"{p.dir.uri}/*/summary.json")
+
+def _evaluate(p: PhaseRun, part: Shard, progress: bool) -> dict:
+    recipe, run = p.recipe, p.run
+    ev, cfg = recipe.eval, engine_config(recipe)
+    trained = cfg.model == TRAINED
+    if trained:
+        try:
+            model = str(run.local_path("train/final"))
+        except StoreError as e:
+            raise EvalError(f"{e}: copy {run.uri}/train/final to a local disk (or mount the bucket) first") from None
+    else:
+        model = recipe.resolve_path(cfg.model) if cfg.model.startswith(".") else cfg.model
+    tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
+                                prompt_mode=ev.prompt_mode or recipe.prompts.user,
+                                system_prompt=system_prompt(recipe, model), skip_unavailable=ev.skip_unavailable)
+    if not tasks:
+        raise EvalError(f"no benchmark of eval.benchmarks could be loaded: {skipped}")
+    from skyt1.engines import make_engine
+
+    s = ev.sampling
+    sampling = Sampling(s.temperature, s.top_p, s.max_tokens, s.seed)
+    n = {t.name: ev.n.get(t.name, s.n) for t in tasks}
+    f = recipe.filter
+    scoring = Scoring(f.workers, f.code_timeout_s, f.memory_mb)
+    with make_engine(cfg, model=model) as engine:
+        summary = evaluate(engine, tasks, output_dir=p.dir, n=n, sampling=sampling, scoring=scoring,
+                           progress=progress, skipped=skipped, extra_config={"recipe": recipe.name},
+                           shard=part, locked=True)
+    missing = sum(b["missing_samples"] for b in summary["benchmarks"].values())
+    counts = {name: {"samples": b["scores"]["samples"], "accuracy": b["scores"]["accuracy"],
+                     "stderr": b["scores"]["stderr"], "missing": b["missing_samples"]}
+              for name, b in summary["benchmarks"].items()}
+    counts.update({name: {"skipped": why} for name, why in skipped.items()})
+    outputs = {t.name: p.dir.output_digest(t.name) for t in tasks}
+    config = {"eval": ev.model_dump(mode="json", exclude={"engine"}), "engine": cfg.model_dump(mode="json"),
+              "model": cfg.model if trained else model, "shard": str(part)}
+    return p.finish(counts=counts, config=config, outputs=outputs, pending=missing, what="sample(s)",
+                    shard_pending=summary["missing_in_shard"], see=f"{p.dir.uri}/*/summary.json")

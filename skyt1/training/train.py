@@ -22,13 +22,14 @@ import os
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from skyt1.phases import diff
-from skyt1.protocol import PhaseError, PhaseRun, open_phase
+from skyt1.protocol import PhaseError, PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.store import PhaseDir, RunDir, StoreError, canonical_digest, content_digest
 from skyt1.training import checkpoints, config, launch
@@ -177,11 +178,8 @@ def _device_kind() -> str:
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | None = None) -> dict[str, Any]:
     topo = launch.topology()
     # Every node runs this command; the head alone locks, checks, tidies, freezes and publishes.
-    with open_phase(NAME, recipe, run, force=force, writer=topo.is_head) as p:
-        if p.done:
-            log.info("train: complete with the same recipe and data, skipping (--force redoes it)")
-            return p.done
-        return _train(p, topo, progress)
+    return run_phase(NAME, recipe, run, partial(_train, topo=topo, progress=progress), force=force,
+                     writer=topo.is_head)
 
 
 def _train(p: PhaseRun, topo: launch.Topology, progress: bool | None) -> dict[str, Any]:
