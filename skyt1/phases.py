@@ -43,6 +43,7 @@ _ENGINE_TUNING = ("base_url", "api_key_env", "concurrency", "max_retries", "batc
 class Phase:
     name: str
     module: str  # the module with run()
+    command: str  # its `skyt1 <name>` command: "module:attribute" inside skyt1.cli
     inputs: tuple[str, ...]  # "phase:output" it reads (when configured: see the module)
     gpu: bool  # needs accelerators on the cloud
     role: Role
@@ -80,29 +81,29 @@ class Phase:
 
 
 PHASES: tuple[Phase, ...] = (
-    Phase("label", "skyt1.curation.label", (), gpu=False, role="control",
+    Phase("label", "skyt1.curation.label", "curation_cmd:label", (), gpu=False, role="control",
           knobs=("label", "sources@label.sources", "seed"),
           tuning=tuple(f"label.api.{k}" for k in _API_TUNING), prompts=("label/",), extras=("from_published",)),
-    Phase("distill", "skyt1.curation.distill", ("label:records",), gpu=True, role="generation",
+    Phase("distill", "skyt1.curation.distill", "curation_cmd:distill", ("label:records",), gpu=True, role="generation",
           knobs=("distill", "sources@distill.sources", "seed", "prompts.user"),
           tuning=("distill.flush_every", *(f"distill.engine.{k}" for k in _ENGINE_TUNING)),
           prompts=("{user}/",), shardable=True, extras=("start", "end")),
-    Phase("reformat", "skyt1.curation.reformat", ("distill:records",), gpu=False, role="control",
+    Phase("reformat", "skyt1.curation.reformat", "curation_cmd:reformat", ("distill:records",), gpu=False, role="control",
           knobs=("reformat", "sources@reformat.as_given_sources", "seed"),
           tuning=tuple(f"reformat.api.{k}" for k in _API_TUNING), prompts=("reformat/",)),
-    Phase("filter", "skyt1.curation.filter", ("reformat:records",), gpu=False, role="control",
+    Phase("filter", "skyt1.curation.filter", "curation_cmd:filter_cmd", ("reformat:records",), gpu=False, role="control",
           knobs=("filter",), tuning=("filter.workers",)),
-    Phase("assemble", "skyt1.curation.assemble", ("filter:records",), gpu=False, role="control",
+    Phase("assemble", "skyt1.curation.assemble", "curation_cmd:assemble", ("filter:records",), gpu=False, role="control",
           knobs=("assemble", "sources@assemble.science_source", "seed", "prompts", "train.cutoff_len",
                  "train.base_model", "eval.data_dir"),
           prompts=("{user}/", "system/{system}")),
-    Phase("train", "skyt1.training.train", ("assemble:train.json",), gpu=True, role="training",
+    Phase("train", "skyt1.training.train", "train_cmd:train", ("assemble:train.json",), gpu=True, role="training",
           knobs=("train",), tuning=("train.preprocessing_num_workers", "train.report_to", "assemble.dataset_name")),
-    Phase("eval", "skyt1.evaluation.phase", ("train:final",), gpu=True, role="generation",
+    Phase("eval", "skyt1.evaluation.phase", "eval_cmd:eval_cmd", ("train:final",), gpu=True, role="generation",
           knobs=("eval", "prompts", "filter.math_timeout_s", "filter.code_timeout_s", "filter.memory_mb"),
           tuning=("filter.workers", "name", *(f"eval.engine.{k}" for k in _ENGINE_TUNING)),
           prompts=("{user}/", "system/{system}"), shardable=True),
-    Phase("report", "skyt1.report", tuple(f"{p}:manifest" for p in
+    Phase("report", "skyt1.report", "report_cmd:report", tuple(f"{p}:manifest" for p in
                                           ("label", "distill", "reformat", "filter", "assemble", "train", "eval")),
           gpu=False, role="control", knobs=("*",), has_task=False, resumable=False),
 )

@@ -15,25 +15,19 @@ import traceback
 import click
 
 from skyt1 import __version__
+from skyt1.phases import PHASES
 
-# command name -> "module:attribute" inside skyt1.cli
+# command name -> "module:attribute" inside skyt1.cli; one command per phase comes from the phase table
 COMMANDS = {
     "recipe": "recipe_cmd:recipe",
     "score": "score_cmd:score",
-    "eval": "eval_cmd:eval_cmd",
     "tiny-model": "engines_cmd:tiny_model",
     "serve": "engines_cmd:serve",
-    "label": "curation_cmd:label",
-    "distill": "curation_cmd:distill",
-    "reformat": "curation_cmd:reformat",
-    "filter": "curation_cmd:filter_cmd",
-    "assemble": "curation_cmd:assemble",
-    "train": "train_cmd:train",
     "cost": "cloud_cmd:cost",
     "launch": "cloud_cmd:launch",
     "reproduce": "cloud_cmd:reproduce",
     "plan": "plan_cmd:plan",
-    "report": "report_cmd:report",
+    **{p.name: p.command for p in PHASES},
 }
 
 
