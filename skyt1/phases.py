@@ -92,7 +92,7 @@ PHASES: tuple[Phase, ...] = (
           knobs=("reformat", "sources@reformat.as_given_sources", "seed"),
           tuning=tuple(f"reformat.api.{k}" for k in _API_TUNING), prompts=("reformat/",)),
     Phase("filter", "skyt1.curation.filter", "curation_cmd:filter_cmd", ("reformat:records",), gpu=False, role="control",
-          knobs=("filter",), tuning=("filter.workers",)),
+          knobs=("filter",), tuning=("filter.workers", "filter.allow_unsandboxed")),
     Phase("assemble", "skyt1.curation.assemble", "curation_cmd:assemble", ("filter:records",), gpu=False, role="control",
           knobs=("assemble", "sources@assemble.science_source", "seed", "prompts", "train.cutoff_len",
                  "train.base_model", "eval.data_dir"),
@@ -101,7 +101,7 @@ PHASES: tuple[Phase, ...] = (
           knobs=("train",), tuning=("train.preprocessing_num_workers", "train.report_to", "assemble.dataset_name")),
     Phase("eval", "skyt1.evaluation.phase", "eval_cmd:eval_cmd", ("train:final",), gpu=True, role="generation",
           knobs=("eval", "prompts", "filter.math_timeout_s", "filter.code_timeout_s", "filter.memory_mb"),
-          tuning=("filter.workers", "name", *(f"eval.engine.{k}" for k in _ENGINE_TUNING)),
+          tuning=("filter.workers", "filter.allow_unsandboxed", "name", *(f"eval.engine.{k}" for k in _ENGINE_TUNING)),
           prompts=("{user}/", "system/{system}"), shardable=True),
     Phase("report", "skyt1.report", "report_cmd:report", tuple(f"{p}:manifest" for p in
                                           ("label", "distill", "reformat", "filter", "assemble", "train", "eval")),

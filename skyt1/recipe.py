@@ -216,6 +216,8 @@ class FilterConfig(Strict):
     memory_mb: Annotated[int, Field(ge=64)] = 1024
     max_correct_per_problem: Count | None = None
     workers: Count | None = None  # default: all cores
+    stop_at_first_failure: bool = True  # code: APPS/LiveCodeBench convention; false runs every test
+    allow_unsandboxed: bool = False  # code on a node without bubblewrap: run with resource limits only
 
 
 class AssembleConfig(Strict):
@@ -376,7 +378,6 @@ REMOVED = {
                               "shared with the trained model's evaluation",
     "assemble.math_user_prefix": "user turns now come from the versioned templates in skyt1/data/prompts.py, "
                                  "chosen by `prompts.user` (the same ones evaluation renders)",
-    "filter.stop_at_first_failure": "it was never read: the code scorer runs every test and reports how many passed",
 }
 
 

@@ -228,14 +228,12 @@ def test_a_read_the_table_does_not_declare_is_caught(tmp_path, monkeypatch):
 
 def test_removed_knobs_say_what_became_of_them(tmp_path):
     path = tmp_path / "r.yaml"
-    path.write_text((ROOT / "recipes" / "tiny.yaml").read_text()
-                    + "\nfilter: {stop_at_first_failure: true}\n".replace("filter:", "filter_removed:"))
-    text = (ROOT / "recipes" / "tiny.yaml").read_text().replace("  workers: 2\n", "  workers: 2\n  stop_at_first_failure: true\n")
-    text = text.replace("  decontam_benchmarks:", "  system_prompt: sky-t1\n  decontam_benchmarks:")
+    text = (ROOT / "recipes" / "tiny.yaml").read_text().replace(
+        "  decontam_benchmarks:", "  system_prompt: sky-t1\n  math_user_prefix: 'Return it boxed. '\n  decontam_benchmarks:")
     path.write_text(text)
     res = CliRunner().invoke(cli, ["recipe", "validate", str(path)])
     assert res.exit_code == 1 and "Traceback" not in res.output
-    assert "filter.stop_at_first_failure: removed: it was never read" in res.output
+    assert "assemble.math_user_prefix: removed: user turns now come from the versioned templates" in res.output
     assert "assemble.system_prompt: removed: the training system prompt is now `prompts.system`" in res.output
 
 

@@ -80,13 +80,16 @@ summaries.
 @click.option("--rescore", is_flag=True, help="Re-score the samples in --output-dir; generate nothing.")
 @click.option("--skip-unavailable", is_flag=True, help="Skip (and report) benchmarks that cannot be loaded.")
 @click.option("--scoring-workers", type=click.IntRange(min=1), default=None, help="[default: all cores]")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="Code benchmarks: where bubblewrap cannot run, run programs with resource limits only "
+                   "(on a cloud node this is refused without the flag).")
 @click.option("--shard", default=None, metavar="I/N", help="Take shard I of N (0-based): N machines split the work.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def eval_cmd(ctx, recipe_path, run_dir, overrides, force, benchmarks, model, revision, backend, base_url, api_key_env,
              n, limit, output_dir, data_dir, temperature, top_p, max_tokens, seed, tensor_parallel_size,
              data_parallel_size, dtype, max_model_len, batch_size, concurrency, system_prompt, prompt_mode, rescore,
-             skip_unavailable, scoring_workers, shard, quiet):
+             skip_unavailable, scoring_workers, allow_unsandboxed, shard, quiet):
     from skyt1.protocol import Shard
 
     part = Shard.parse(shard)
@@ -123,7 +126,7 @@ def eval_cmd(ctx, recipe_path, run_dir, overrides, force, benchmarks, model, rev
     if not tasks:
         raise click.ClickException("no benchmark could be loaded; nothing to evaluate")
     sampling = Sampling(temperature, top_p, max_tokens, seed)
-    scoring = Scoring(workers=scoring_workers)
+    scoring = Scoring(workers=scoring_workers, allow_unsandboxed=allow_unsandboxed)
     if rescore:
         summary = evaluate(None, tasks, output_dir=output_dir, n=n, sampling=sampling, scoring=scoring,
                            rescore=True, skipped=skipped, progress=not quiet)
@@ -141,7 +144,7 @@ def eval_cmd(ctx, recipe_path, run_dir, overrides, force, benchmarks, model, rev
 _STANDALONE = {"benchmarks", "model", "revision", "backend", "base_url", "api_key_env", "n", "limit", "output_dir",
                "data_dir", "temperature", "top_p", "max_tokens", "seed", "tensor_parallel_size",
                "data_parallel_size", "dtype", "max_model_len", "batch_size", "concurrency", "system_prompt",
-               "prompt_mode", "rescore", "skip_unavailable", "scoring_workers"}
+               "prompt_mode", "rescore", "skip_unavailable", "scoring_workers", "allow_unsandboxed"}
 
 
 def _recipe_eval(recipe_path: str, run_dir: str, overrides: tuple[str, ...], force: bool, part, quiet: bool) -> None:

@@ -82,11 +82,13 @@ def _distill(p: PhaseRun, part: Shard, start: int, end: int | None, labelled: bo
     todo = requests_for(recipe, mine, ph.ids("records"))
     by_id = {r.id: (x, k) for r, x, k in todo}
     p.quarantine(quarantine)
+    engine_info = None
     with ph.writer("records", flush_every=recipe.distill.flush_every, tag=part.tag) as w, \
             ph.writer("failed", flush_every=16, tag=part.tag) as fw:
         if todo:
             engine = _engine(recipe)
             try:
+                engine_info = engine.info()  # versions, parallelism, whether per-request seeds were honoured
                 desc = f"distill {part.tag}".strip()
                 for c in progress(engine.generate(r for r, _, _ in todo), len(todo), desc):
                     x, k = by_id[c.id]
@@ -111,5 +113,7 @@ def _distill(p: PhaseRun, part: Shard, start: int, end: int | None, labelled: bo
               "sampling": recipe.distill.sampling.model_dump(mode="json"),
               "system_prompt": recipe.distill.system_prompt, "sources": recipe.distill.sources,
               "start": start, "end": end, "shard": str(part)}
+    if engine_info is not None:
+        config["engine_info"] = engine_info
     return p.finish(counts=counts, config=config, pending=missing, what="generation(s)",
                     shard_pending=len(mine_expected - written))

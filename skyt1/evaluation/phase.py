@@ -69,7 +69,7 @@ def _evaluate(p: PhaseRun, part: Shard, progress: bool) -> dict:
     sampling = Sampling(s.temperature, s.top_p, s.max_tokens, s.seed)
     n = {t.name: ev.n.get(t.name, s.n) for t in tasks}
     f = recipe.filter
-    scoring = Scoring(f.workers, f.code_timeout_s, f.memory_mb)
+    scoring = Scoring(f.workers, f.code_timeout_s, f.memory_mb, f.allow_unsandboxed)
     with make_engine(cfg, model=model) as engine:
         summary = evaluate(engine, tasks, output_dir=p.dir, n=n, sampling=sampling, scoring=scoring,
                            progress=progress, skipped=skipped, extra_config={"recipe": recipe.name},
