@@ -23,14 +23,14 @@ SKYT1 = str(Path(sys.executable).parent / "skyt1")
 HOLD = """
 import sys, time
 from skyt1.store import RunDir
-lock = RunDir(sys.argv[1]).phase("distill").lock(tag=sys.argv[2], command="holder").acquire()
+lock = RunDir(sys.argv[1]).phase(sys.argv[3]).lock(tag=sys.argv[2], command="holder").acquire()
 print("held", flush=True)
 time.sleep(600)
 """
 
 
-def _holder(uri: str, tag: str = "") -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, uri, tag], stdout=subprocess.PIPE, text=True)
+def _holder(uri: str, tag: str = "", phase: str = "distill") -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, uri, tag, phase], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -87,6 +87,20 @@ def test_the_lease_is_refreshed_and_a_stolen_lock_is_noticed(tmp_path):
     assert lock.lost
     lock.release()
     assert ph.read_json("_LOCK.json")["owner"] == "thief"  # not ours to delete
+
+
+def test_a_second_demo_on_one_run_directory_refuses_before_building_anything(tmp_path):
+    run = tmp_path / "demo-run"
+    holder = _holder(str(run), phase="demo")  # a demo already running there
+    try:
+        proc = subprocess.run([sys.executable, "-m", "skyt1.demo", "--run-dir", str(run), "--port", "0"],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "demo-run/demo is being written by another process" in proc.stderr
+    assert not (run / "models").exists()
 
 
 @pytest.fixture
