@@ -724,17 +724,20 @@ class PhaseLock:
         """On a local disk the lock file is created exclusively (O_EXCL): of two writers, one wins at once.
         A dead writer's lock (already judged dead by `_holders`) is replaced."""
         path = self.phase.backend.local_path(self.phase.key(self.name))
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(redact(self._record()), indent=2, sort_keys=True).encode()
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:
-                path.unlink(missing_ok=True)  # dead: `_holders` found no live owner
-                continue
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for _ in range(2):
+                try:
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+                except FileExistsError:
+                    path.unlink(missing_ok=True)  # dead: `_holders` found no live owner
+                    continue
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                return
+        except OSError as e:
+            raise _os_error(str(path), e, "write") from None
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl_s / 4):
