@@ -119,7 +119,8 @@ def test_openai_backend_with_429_and_500_faults_matches_hf(hf_run, tiny_model):
     assert 429 in statuses and 500 in statuses  # faults were served and retried through
     for bench in ("aime24", "math500"):
         assert _by_id(out, bench) == _by_id(hf_out, bench)  # same seeds, same samples
-        assert json.loads((out / bench / "summary.json").read_text())["config"]["engine"]["backend"] == "openai"
+        engine = json.loads((out / bench / "summary.json").read_text())["config"]["engine"]
+        assert engine["backend"] == "openai" and engine["num_api_keys"] == 1  # a count, not a secret
 
 
 def test_requests_failing_after_retries_are_left_for_the_next_run(tiny_model, data_dir, tmp_path):
