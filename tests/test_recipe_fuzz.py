@@ -108,8 +108,8 @@ def _accepted(n: int, seed: int) -> list[tuple[dict, str, str]]:
     rng, base, found = random.Random(seed), _base(), []
     while len(found) < n:
         data, path, kind = mutate(base, rng)
-        if path.startswith(("cost.", "cloud.", "name", "description")):
-            continue
+        if kind == "drop" or data == base or path.startswith(("cost.", "cloud.", "name", "description", "budget")):
+            continue  # a dropped field takes its default: the demo already runs that
         try:
             recipe = yaml.safe_load(yaml.safe_dump(data))
             from skyt1.recipe import Recipe
@@ -125,7 +125,9 @@ def _accepted(n: int, seed: int) -> list[tuple[dict, str, str]]:
 def test_accepted_mutations_run_the_whole_tiny_pipeline(tmp_path):
     from .s3server import free_port
 
-    for i, (data, path, kind) in enumerate(_accepted(3, seed=5)):
+    # e.g. reformat.api.api_key_env misspelled (the API stand-in refuses the requests), eval.engine.max_retries
+    # zeroed, a demo source's subset misspelled (code problems become math ones), no math in the mixture
+    for i, (data, path, kind) in enumerate(_accepted(2, seed=1) + _accepted(2, seed=7)):
         recipe = tmp_path / f"m{i}.yaml"
         recipe.write_text(yaml.safe_dump(data, sort_keys=False))
         proc = subprocess.run([sys.executable, "-m", "skyt1.demo", "--recipe", str(recipe), "--run-dir",
