@@ -65,8 +65,8 @@ class VLLMServer:
                     return
                 self.stop(keep_log=True)
             raise self._error("could not bind a free port on 127.0.0.1 in 3 tries")
-        except BaseException:  # Ctrl-C while loading, or the error above: leave nothing running
-            self.stop(keep_log=True)
+        except BaseException:  # Ctrl-C while loading, or an error (which keeps the log it cites): stop it all
+            self.stop()
             raise
 
     def _launch(self) -> None:

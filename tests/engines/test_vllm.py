@@ -173,3 +173,5 @@ def test_server_death_mid_run_is_one_clear_error_not_endless_retries(engine):
     assert first.startswith("the vLLM server exited with code 137 during the run; see ")
     engine.close()
     assert not wait_gone(procs, 30), describe(procs)
+    assert engine.server.log_path.is_file()  # the log the error cites is kept
+    shutil.rmtree(engine.server.dir)
