@@ -85,7 +85,7 @@ class VLLMEngine(Engine):
         timeout = startup_timeout_s or float(os.environ.get(STARTUP_TIMEOUT_ENV, 3600))
         self.server = VLLMServer(self.python, [], env=_server_env(), startup_timeout_s=timeout)
         self.chat_template_sha256 = None
-        self.server.serve_args = self._serve_args(chat_template)
+        self.server.serve_args = self._serve_args(chat_template)  # after: an inline template goes in server.dir
         self.server.start()
         try:
             self.served_max_model_len = self.server.max_model_len()
