@@ -179,6 +179,7 @@ class PhaseResources(Strict):
     disk_size: int = 512
     candidates: list[dict[str, Any]] = Field(default_factory=list)  # SkyPilot any_of entries
     num_nodes: int = 1
+    num_jobs: int = Field(1, ge=1)  # `sky jobs launch --num-jobs N`: the phase split over N jobs (distill, eval)
     spot: bool = False
 
 
