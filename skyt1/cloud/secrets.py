@@ -86,27 +86,33 @@ def needs(recipe: Recipe, phase: str) -> list[Need]:
     return sorted(found, key=lambda n: not n.required)
 
 
+def governed(recipe: Recipe) -> set[str]:
+    """The secrets whose need skyt1 decides from the recipe; any other secret a task file declares keeps the
+    file's own requirement."""
+    keys = {recipe.label.api.api_key_env, recipe.reformat.api.api_key_env, recipe.distill.engine.api_key_env}
+    if recipe.eval.engine is not None:
+        keys.add(recipe.eval.engine.api_key_env)
+    return keys | {HF_TOKEN, "OPENAI_API_KEY", "WANDB_API_KEY"}
+
+
 def overrides(recipe: Recipe, phase: str, declared: dict[str, bool],
               environ: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
     """The `--secret` values a launch of `phase` passes to SkyPilot: (NAME, value) for every secret the task
     declares or the recipe needs.
 
     `declared` maps each secret of the task YAML to whether the YAML requires it (a null value). A value set
-    in the environment is forwarded; a secret the recipe requires but nobody set stays a reference (None),
-    which SkyPilot's own resolution then refuses; anything else is passed empty (the recipe does not need it).
+    in this environment is forwarded. A secret still required (by the recipe, or by the task file where
+    skyt1 has no rule for it) stays a reference (None), which SkyPilot's own resolution refuses; the rest
+    are passed empty (e.g. the file requires HF_TOKEN for GPQA, and this recipe evaluates no gated set).
     """
     env = os.environ if environ is None else environ
-    required = {n.name for n in needs(recipe, phase) if n.required}
-    names = list(dict.fromkeys([*declared, *(n.name for n in needs(recipe, phase))]))
+    found = needs(recipe, phase)
+    required = {n.name for n in found if n.required}
+    required |= {name for name, req in declared.items() if req and name not in governed(recipe)}
     out: list[tuple[str, str | None]] = []
-    for name in names:
+    for name in dict.fromkeys([*declared, *(n.name for n in found)]):
         value = env.get(name)
-        if value:
-            out.append((name, value))
-        elif name in required:
-            out.append((name, None))
-        else:
-            out.append((name, ""))
+        out.append((name, value if value else None if name in required else ""))
     return out
 
 
