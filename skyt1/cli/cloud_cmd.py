@@ -139,10 +139,16 @@ def _managed_jobs():
 
 
 def _recipe_env(recipe_path: str, local: bool) -> str:
-    """The RECIPE a node gets: a path inside the synced workdir (this directory), relative to it."""
+    """The RECIPE a node gets: a path inside the synced workdir (this directory), relative to it. A local
+    node is this machine, so a recipe the workdir copy leaves out is passed by its absolute path."""
     path = Path(recipe_path).resolve()
     if path.is_relative_to(Path.cwd()):
-        return str(path.relative_to(Path.cwd()))
+        relative = str(path.relative_to(Path.cwd()))
+        if not local:
+            return relative
+        from skyt1.cloud.plan import synced_problems
+
+        return str(path) if synced_problems(relative) else relative
     if local:
         return str(path)
     raise click.ClickException(f"{recipe_path} is outside this directory, the workdir SkyPilot syncs to the "
