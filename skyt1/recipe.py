@@ -119,7 +119,8 @@ class FilterConfig(Strict):
     memory_mb: int = 1024
     max_correct_per_problem: int | None = None
     workers: int | None = None  # default: all cores
-    stop_at_first_failure: bool = True
+    stop_at_first_failure: bool = True  # code: APPS/LiveCodeBench convention; false runs every test
+    allow_unsandboxed: bool = False  # code on a node without bubblewrap: run with resource limits only
 
 
 class AssembleConfig(Strict):

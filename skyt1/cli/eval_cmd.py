@@ -62,11 +62,14 @@ summary.json, summary.md. Re-running the same command resumes; --rescore re-scor
 @click.option("--rescore", is_flag=True, help="Re-score the samples in --output-dir; generate nothing.")
 @click.option("--skip-unavailable", is_flag=True, help="Skip (and report) benchmarks that cannot be loaded.")
 @click.option("--scoring-workers", type=click.IntRange(min=1), default=None, help="[default: all cores]")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="Code benchmarks: where bubblewrap cannot run, run programs with resource limits only "
+                   "(on a cloud node this is refused without the flag).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def eval_cmd(benchmarks, model, revision, backend, base_url, api_key_env, n, limit, output_dir, data_dir,
              temperature, top_p, max_tokens, seed, tensor_parallel_size, data_parallel_size, dtype, max_model_len,
              batch_size, concurrency, system_prompt, prompt_mode, rescore, skip_unavailable, scoring_workers,
-             quiet):
+             allow_unsandboxed, quiet):
     from skyt1.data.benchmarks import load_tasks
     from skyt1.data.hub import DatasetUnavailable
     from skyt1.engines import EngineUnavailable, make_engine
@@ -89,7 +92,7 @@ def eval_cmd(benchmarks, model, revision, backend, base_url, api_key_env, n, lim
         if not tasks:
             raise click.ClickException("no benchmark could be loaded; nothing to evaluate")
         sampling = Sampling(temperature, top_p, max_tokens, seed)
-        scoring = Scoring(workers=scoring_workers)
+        scoring = Scoring(workers=scoring_workers, allow_unsandboxed=allow_unsandboxed)
         if rescore:
             summary = evaluate(None, tasks, output_dir=output_dir, n=n, sampling=sampling, scoring=scoring,
                                rescore=True, skipped=skipped, progress=not quiet)

@@ -12,19 +12,31 @@ import click
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Seconds per math answer / per code test.")
 @click.option("--memory-mb", type=int, default=None, help="Memory limit per code test process (MiB).")
 @click.option("--workers", type=int, default=None, help="Parallel workers (default: CPU count).")
+@click.option("--full-run", is_flag=True,
+              help="Code: run every test (partial credit in `passed`) instead of stopping at the first failure.")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="Code: where bubblewrap cannot run, run programs with resource limits only (on a cloud node "
+                   "this is refused without the flag).")
 def score(scorer: str, input_path: str, output_path: str, timeout_s: float | None, memory_mb: int | None,
-          workers: int | None) -> None:
+          workers: int | None, full_run: bool, allow_unsandboxed: bool) -> None:
     """Score responses: rows {"id","response","reference"} (math, choice) or {"id","response","tests"} (code).
 
-    Writes the rows with correct, extracted, status, passed, total added. Invalid rows are written with
-    status invalid_input and reported by line number; the exit code is then non-zero.
+    Writes the rows with correct, extracted, status, passed, total added (and extraction: the rule that read
+    a math or choice answer; isolation: the sandbox code ran in). Math rows may carry finish_reason ("stop"
+    lets an answer stated in prose count). Invalid rows are written with status invalid_input and reported
+    by line number; the exit code is then non-zero.
     """
+    from skyt1.scoring.code.sandbox import SandboxUnavailable
     from skyt1.scoring.jsonl import score_file
 
-    summary = score_file(scorer, input_path, output_path, workers=workers, timeout_s=timeout_s,
-                         memory_mb=memory_mb)
+    try:
+        summary = score_file(scorer, input_path, output_path, workers=workers, timeout_s=timeout_s,
+                             memory_mb=memory_mb, full_run=full_run, allow_unsandboxed=allow_unsandboxed)
+    except SandboxUnavailable as e:
+        raise click.ClickException(str(e)) from None
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items()))
-    click.echo(f"{summary.correct}/{summary.rows} correct ({statuses}) -> {output_path}")
+    isolation = f"; code isolation: {', '.join(sorted(summary.isolation))}" if summary.isolation else ""
+    click.echo(f"{summary.correct}/{summary.rows} correct ({statuses}{isolation}) -> {output_path}")
     if summary.invalid_lines:
         for number, reason in summary.invalid_lines[:20]:
             click.echo(f"{input_path}:{number}: invalid row: {reason}", err=True)

@@ -113,9 +113,11 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end
             ph.writer("failed", flush_every=16, tag=tag) as fw, ph.writer("quarantine", tag=tag) as qw:
         seen_q = ph.ids("quarantine")
         qw.write_many(q for q in quarantine if q["id"] not in seen_q)
+        engine_info = None
         if todo:
             engine = _engine(recipe)
             try:
+                engine_info = engine.info()  # versions, parallelism, whether per-request seeds were honoured
                 for c in progress(engine.generate(r for r, _, _ in todo), len(todo), f"distill {tag or ''}".strip()):
                     p, k = by_id[c.id]
                     if is_error(c.finish_reason):
@@ -134,6 +136,8 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end
     config = {"engine": recipe.distill.engine.model_dump(mode="json"),
               "sampling": recipe.distill.sampling.model_dump(mode="json"), "system_prompt": recipe.distill.system_prompt,
               "sources": recipe.distill.sources, "start": start, "end": end, "shard": shard}
+    if engine_info is not None:
+        config["engine_info"] = engine_info
     finish_reasons = Counter(r["finish_reason"] for r in ph.records("records")) if missing == 0 else {}
     counts = {"problems": len(probs), "in": len(expected), "out": len(expected & written),
               "rejected": {"failed": len(ph.ids("failed") - written), "quarantine": len(quarantine), **skipped},

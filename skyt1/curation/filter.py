@@ -36,12 +36,16 @@ def _score(recipe: Recipe, ph: PhaseDir, todo: list[dict]) -> None:
     cfg = recipe.filter
     timeouts = {"math": cfg.math_timeout_s, "code": cfg.code_timeout_s}
     kinds = {target_of(r)[0] for r in todo}
-    pools = {k: ScoringPool(cfg.workers, timeouts[k], cfg.memory_mb) for k in kinds}
+    pools = {k: ScoringPool(cfg.workers, timeouts[k], cfg.memory_mb, full_run=not cfg.stop_at_first_failure,
+                            allow_unsandboxed=cfg.allow_unsandboxed) for k in kinds}
     try:
+        if "code" in pools:
+            pools["code"].code_isolation()  # a node where code may not run fails here (one line), before scoring
         futures = {}
         for rec in todo:
             kind, target = target_of(rec)
-            futures[pools[kind].submit(kind, solution_of(rec["trace"]), target)] = rec
+            futures[pools[kind].submit(kind, solution_of(rec["trace"]), target,
+                                       finish_reason=rec.get("finish_reason"))] = rec
         with ph.writer("verdicts", flush_every=64) as w:
             for fut in progress(as_completed(futures), len(futures), "filter"):
                 rec = futures[fut]

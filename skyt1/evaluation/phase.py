@@ -63,7 +63,8 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = Tr
     s = ev.sampling
     sampling = Sampling(s.temperature, s.top_p, s.max_tokens, s.seed)
     n = {t.name: ev.n.get(t.name, s.n) for t in tasks}
-    scoring = Scoring(recipe.filter.workers, recipe.filter.code_timeout_s, recipe.filter.memory_mb)
+    scoring = Scoring(recipe.filter.workers, recipe.filter.code_timeout_s, recipe.filter.memory_mb,
+                      recipe.filter.allow_unsandboxed)
     with make_engine(cfg, model=model) as engine:
         summary = evaluate(engine, tasks, output_dir=out, n=n, sampling=sampling, scoring=scoring,
                            progress=progress, skipped=skipped, extra_config={"recipe": recipe.name})

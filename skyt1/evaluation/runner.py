@@ -58,6 +58,7 @@ class Scoring:
     workers: int | None = None  # default: all cores
     timeout_s: float = 6.0  # per code test (LiveCodeBench's budget) and per math comparison
     memory_mb: int = 1024
+    allow_unsandboxed: bool = False  # without bubblewrap on a cloud node, run code with limits only
 
 
 # ------------------------------------------------------------------------------------------ sample files
@@ -163,14 +164,15 @@ class _Writer(threading.Thread):
         self.join()
 
 
-def _submit(scorer, problem: Problem, response: str) -> Future:
-    return scorer.submit(problem.scorer, response, problem.target, **problem.score_kw)
+def _submit(scorer, problem: Problem, response: str, finish_reason: str | None) -> Future:
+    return scorer.submit(problem.scorer, response, problem.target, finish_reason=finish_reason, **problem.score_kw)
 
 
 def _make_scorer(cfg: Scoring):
     from skyt1.scoring import ScoringPool
 
-    return ScoringPool(cfg.workers or os.cpu_count() or 1, cfg.timeout_s, cfg.memory_mb)
+    return ScoringPool(cfg.workers or os.cpu_count() or 1, cfg.timeout_s, cfg.memory_mb,
+                       allow_unsandboxed=cfg.allow_unsandboxed)
 
 
 def _close(obj) -> None:
@@ -209,6 +211,8 @@ def evaluate(
     scorer = scorer or _make_scorer(scoring)
     t0 = time.time()
     try:
+        if any(p.scorer == "code" for b in benches for p in b.task.problems) and hasattr(scorer, "code_isolation"):
+            scorer.code_isolation()  # a node where code may not run fails here (one line), before generating
         if rescore:
             _rescore(benches, scorer, progress)
             errors: dict[str, str] = {}
@@ -303,7 +307,7 @@ def _generate(engine: Engine, benches: list[_Bench], sampling: Sampling, scorer,
                     bar.update(1)
                 continue
             record = _record(b, p, k, c)
-            fut = _submit(scorer, p, c.text)
+            fut = _submit(scorer, p, c.text, c.finish_reason)
             fut.add_done_callback(lambda f, b=b, r=record: on_scored(f, b, r))
             pending.append(fut)
             if writer.error:
@@ -345,7 +349,7 @@ def _rescore(benches: list[_Bench], scorer, progress: bool) -> None:
                 p = b.problems.get(r["problem_id"])
                 if p is None:  # a problem outside this run's --limit: kept as it was
                     continue
-                futures.append((r, _submit(scorer, p, r.get("response") or "")))
+                futures.append((r, _submit(scorer, p, r.get("response") or "", r.get("finish_reason"))))
             for r, fut in futures:
                 r.update(verdict_of(fut))
                 bar.update(1)
@@ -372,13 +376,15 @@ def write_summaries(root: Path, benches: list[_Bench], configs: dict, errors: di
             "missing_samples": missing,
             "generation_errors": dict(list(bench_errors.items())[:20]),
             "scores": scores,
+            "isolation": sorted({s["isolation"] for s in samples if s.get("isolation")}),  # code: the sandbox used
             "config": configs[b.task.name],
         }
         _write_json(b.dir / "summary.json", summary)
         results[b.task.name] = summary
     overall = {
         "complete": all(s["complete"] for s in results.values()),
-        "benchmarks": {k: {kk: v[kk] for kk in ("complete", "missing_samples", "scores")} for k, v in results.items()},
+        "benchmarks": {k: {kk: v[kk] for kk in ("complete", "missing_samples", "scores", "isolation")}
+                       for k, v in results.items()},
         "skipped": skipped,
         "wall_time_s": round(wall_s, 2),
         "skyt1_version": __version__,
