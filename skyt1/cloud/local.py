@@ -22,8 +22,10 @@ from pathlib import Path
 
 from skyt1.cloud.sky import MOUNT_ROOT_ENV, SkyError, gpus_per_node, load_tasks, unresolved_secrets
 
-# What a node's shell has besides the task's variables: enough to find programs and speak UTF-8.
-PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TERM", "TZ")
+# What a node's shell has besides the task's variables, which on a node its machine image provides: where
+# programs are, the locale, and how this machine reaches the network (TLS roots, proxies).
+PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TERM", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                  "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 NODE_IP = "127.0.0.1"
 
 

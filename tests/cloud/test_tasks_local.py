@@ -4,11 +4,15 @@ workdir, one local directory playing the bucket for all phases. The tiny recipe 
 evaluation as `skyt1 reproduce --local`, and distill and eval split over three jobs (run in any order, one
 killed and re-run) must give the records and summary of one job.
 
-One setup step is replaced: `make env-<role> VENV="$VENV"` installs the role's locked environment, which
-on a node means the CUDA wheels (vLLM, torch, DeepSpeed) CI cannot install; here it would also rewrite the
-test environment. The tasks run in the environment running these tests instead (VENV), with the copied
-workdir first on PYTHONPATH as the editable install puts it on a node. Every other setup line runs as
-written (the bubblewrap/make check finds both installed).
+Setup runs as written, with one substitution where it must: `make env-<role> VENV="$VENV"` installs the
+role's locked environment (on a node the CUDA locks: vLLM, torch, DeepSpeed wheels CI cannot install; here,
+with no GPU, the CPU locks). Each role's tasks get the environment `make install` built from that role's
+CPU lock (.venv for training, .venv-vllm for generation), so the line runs and finds it up to date, as on a
+recovered node; the control environment is installed from locks/control.txt by the first control task's own
+setup. Where an environment was not built from its lock (a development checkout whose .venv is shared), the
+make target would rewrite it: the line is replaced by a check that the tests' environment imports skyt1, and
+the replaced line says so. The copied workdir is first on PYTHONPATH, as the editable install puts it on a
+node.
 """
 
 from __future__ import annotations
@@ -36,16 +40,30 @@ ENV_INSTALL = re.compile(r'^  make env-(generation|training|control) VENV="\$VEN
 KEY = "sk-skyt1-test-key"
 
 
-def ci_task(src: Path, dst_dir: Path) -> Path:
-    """The task file with its environment install replaced (see the module docstring); nothing else changes."""
+def role_environment(role: str) -> tuple[Path, str | None]:
+    """(the VENV a role's tasks get, why their `make env-<role>` line is replaced, or None if it runs)."""
+    if role == "control":
+        return REPO / ".venv-control", None  # installed by the first control task's setup, then up to date
+    venv = Path(sys.prefix) if role == "training" else REPO / ".venv-vllm"
+    lock = REPO / "locks" / f"{role}-cpu.txt"
+    stamp = venv / f".skyt1-{role}.lock"
+    if stamp.is_file() and stamp.read_bytes() == lock.read_bytes():
+        return venv, None
+    return Path(sys.prefix), f"{venv} was not built from {lock.name}, and make env-{role} would rewrite it"
+
+
+def ci_task(src: Path, dst_dir: Path) -> tuple[Path, Path]:
+    """The task file as it runs here, and the VENV its tasks get (see the module docstring)."""
     text = src.read_text()
-    replaced, count = ENV_INSTALL.subn(
-        r'  "$VENV/bin/python" -c "import skyt1"  # CI: replaces make env-\1 (CUDA wheels, and it would rewrite '
-        r"the test environment)", text)
-    assert count == 1, f"{src.name}: expected one `make env-<role>` line in setup, found {count}"
+    found = ENV_INSTALL.findall(text)
+    assert len(found) == 1, f"{src.name}: expected one `make env-<role>` line in setup, found {found}"
+    venv, why = role_environment(found[0])
+    if why:
+        text = ENV_INSTALL.sub(f'  "$VENV/bin/python" -c "import skyt1"  # CI replaced make env-{found[0]}: {why}',
+                               text)
     dst = dst_dir / src.name
-    dst.write_text(replaced)
-    return dst
+    dst.write_text(text)
+    return dst, venv
 
 
 def skyt1(*args: str, env: dict | None = None, timeout: int = 600, **kw) -> subprocess.CompletedProcess:
@@ -100,9 +118,11 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> N
 
 
 def launch_args(tiny: dict, phase: str, bucket: Path, node: Path, *extra: str) -> list[str]:
-    return ["launch", "--local", str(tiny["tasks"][phase]), "--recipe", str(tiny["recipe"]), "--bucket", "skyt1-ci",
+    task, venv = tiny["tasks"][phase]
+    uv_cache = os.environ.get("UV_CACHE_DIR") or str(Path.home() / ".cache" / "uv")  # the node's HOME is empty
+    return ["launch", "--local", str(task), "--recipe", str(tiny["recipe"]), "--bucket", "skyt1-ci",
             "--run-name", "tiny", "--bucket-dir", str(bucket), "--node-dir", str(node),
-            "--env", f"VENV={Path(sys.prefix)}", "--env", f"PYTHONPATH={node / 'sky_workdir'}",
+            "--env", f"VENV={venv}", "--env", f"PYTHONPATH={node / 'sky_workdir'}", "--env", f"UV_CACHE_DIR={uv_cache}",
             "--env", "HF_HUB_OFFLINE=1", *extra]
 
 
