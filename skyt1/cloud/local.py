@@ -135,6 +135,7 @@ def prepare(path: str | Path, envs: dict[str, str], secrets: list[tuple[str, str
 def run_task(path: str | Path, envs: dict[str, str], secrets: list[tuple[str, str | None]], node: LocalNode, *,
              job_rank: int = 0, num_jobs: int = 1, say=print) -> int:
     """Set up and run one job of the task on the local node; the exit status of the first section that fails."""
+    node.node_dir, node.bucket_dir = node.node_dir.resolve(), node.bucket_dir.resolve()
     task = prepare(path, envs, secrets, node)
     node.node_dir.mkdir(parents=True, exist_ok=True)
     node.bucket_dir.mkdir(parents=True, exist_ok=True)

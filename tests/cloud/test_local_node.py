@@ -110,3 +110,16 @@ def test_a_required_secret_that_is_not_set_is_refused_by_skypilot(workdir, tmp_p
     assert res.returncode == 0, res.stderr[-2000:]  # a secret the task declares is forwarded from here
     env = (tmp_path / "bucket" / "env.txt").read_text().splitlines()
     assert "NEEDED_KEY=k" in env
+
+
+def test_node_and_bucket_may_be_relative_and_inside_the_workdir(workdir, tmp_path):
+    """The node directory is left out of the workdir copy made into it."""
+    (workdir / "task.yaml").write_text(TASK.format(setup="true", extra_secrets=""))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path / "home"), "SKY_RUNTIME_DIR": str(tmp_path / "home")}
+    res = subprocess.run([sys.executable, "-c", "from skyt1.cli import main; main()", "launch", "--local", "task.yaml",
+                          "--recipe", "recipes/tiny.yaml", "--bucket-dir", "bucket", "--node-dir", "node"],
+                         cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (workdir / "node" / "sky_workdir" / "tracked.txt").is_file()
+    assert not (workdir / "node" / "sky_workdir" / "node").exists()
+    assert (workdir / "bucket" / "pwd.txt").read_text().strip() == str(workdir / "node" / "sky_workdir")
