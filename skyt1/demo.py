@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import yaml
 
 from skyt1.recipe import Recipe, RecipeError, load_recipe
-from skyt1.store import RunDir, atomic_write
+from skyt1.store import RunDir, StoreError, atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = ROOT / "recipes" / "tiny.yaml"
@@ -176,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         port = args.port or recipe_port(base)
-        models = build_models(run_dir / "models")
-        recipe_path = demo_recipe(base, run_dir, models, port)
-        say(f"recipe {recipe_path}; run directory {run_dir}")
-        run_pipeline(recipe_path, run_dir, models["teacher"], port)
-    except (DemoError, RecipeError) as e:
+        # One demo per run directory: a second one started beside it refuses instead of racing on the models.
+        with RunDir(run_dir).phase("demo").lock(command="python -m skyt1.demo"):
+            models = build_models(run_dir / "models")
+            recipe_path = demo_recipe(base, run_dir, models, port)
+            say(f"recipe {recipe_path}; run directory {run_dir}")
+            run_pipeline(recipe_path, run_dir, models["teacher"], port)
+    except (DemoError, RecipeError, StoreError) as e:
         say(f"error: {e}")
         return 2
     except PhaseFailed as e:

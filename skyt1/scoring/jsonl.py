@@ -33,8 +33,12 @@ class Summary:
     isolation: set = field(default_factory=set)  # code: which sandbox ran the programs
 
 
-def _parse(kind: str, line: str) -> tuple[dict, str | None]:
+def _parse(kind: str, raw: bytes) -> tuple[dict, str | None]:
     """(row, reason it is invalid or None)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return {}, f"not UTF-8 text ({e.reason} at byte {e.start})"
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
@@ -57,7 +61,7 @@ def score_file(kind: str, input_path: str | Path, output_path: str | Path, *, wo
                full_run: bool = False, allow_unsandboxed: bool = False) -> Summary:
     """Raises SandboxUnavailable (before scoring anything) when code may not run here."""
     check_kind(kind)
-    lines = Path(input_path).read_text(encoding="utf-8").splitlines()
+    lines = Path(input_path).read_bytes().splitlines()
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     summary = Summary()
     output_path = Path(output_path)

@@ -24,8 +24,10 @@ hard per-item timeout on top.
 
 from __future__ import annotations
 
+import bisect
 import re
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from skyt1.scoring.registry import verdict
 from skyt1.scoring.text import final_section
@@ -40,13 +42,14 @@ _JOINER = re.compile(
     r"(?:\s|[,;.]|\$|\\[()\[\]]|\\(?:quad|qquad|,|;|:|!)|\\text\s*\{[^{}]*\}|\band\b|\bor\b|\bfor\b|\bpart\b"
     r"|\([a-z]\)|[a-zA-Z](?:_\{?\w+\}?)?\s*=)*", re.IGNORECASE)
 _JOINER_TEXT_WORDS = {"and", "or", "for", "part", ""}
+_MAX_JOIN_GAP = 120  # boxes of one answer sit close together
 _FINAL = re.compile(r"final answer(?:\s+is\s*:?|\s*:)\s*", re.IGNORECASE)
 _FINAL_IS = re.compile(r"final answer\s+is\s*:?\s*", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"\banswer\b\s*(?:is\b|:|=)?\s*:?\s*", re.IGNORECASE)
-# display math may span lines, inline math may not; an escaped \$ is a dollar sign, not a delimiter
-_MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$([^\n]+?)(?<!\\)\$|\\\(([^\n]+?)\\\)|\\\[(.+?)\\\]",
-                        re.DOTALL)
-_OPEN_DELIMITER = re.compile(r"(?<!\\)\$|\\\(|\\\[")
+# math delimiters; an escaped \$ is a dollar sign, not a delimiter
+_DELIMITER = re.compile(r"(?<!\\)\$\$|(?<!\\)\$|\\\(|\\\)|\\\[|\\\]")
+_CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+_INLINE = {"$", "\\("}  # inline math may not span lines; display math may
 _NUMBER = re.compile(r"-?(?:\\[dt]?frac\{\d+\}\{\d+\}|\d+(?:[,.]\d+)*(?:\s*/\s*\d+)?)%?")
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n|\s+I hope|<\|")
 _INTEGERISH = re.compile(r"^[+-]?\d+(\.0*)?$")
@@ -64,21 +67,58 @@ def _clean(answer: str) -> str | None:
     return answer or None
 
 
-def _box_at(text: str, match: re.Match) -> tuple[str, int] | None:
+class _Span(NamedTuple):
+    start: int
+    end: int
+    content: str
+
+
+def _math_spans(text: str) -> tuple[list[_Span], int | None]:
+    """The math spans of `text` in order (one linear pass), and where the first delimiter stands that
+    opens no well-formed span (None when every one does)."""
+    spans, broken, opened = [], None, None
+    for match in _DELIMITER.finditer(text):
+        token = match.group(0)
+        if opened is None:
+            opened = match if token in _CLOSER else None
+            continue
+        if token != _CLOSER[opened.group(0)]:
+            continue
+        content = text[opened.end():match.start()]
+        if opened.group(0) in _INLINE and "\n" in content:
+            broken = opened.start() if broken is None else broken
+            opened = match if token == "$" else None
+            continue
+        spans.append(_Span(opened.start(), match.end(), content))
+        opened = None
+    if opened is not None and broken is None:
+        broken = opened.start()
+    return spans, broken
+
+
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Position of each "{" -> position of its matching "}" (one linear pass)."""
+    pairs, stack = {}, []
+    for match in re.finditer(r"[{}]", text):
+        if match.group(0) == "{":
+            stack.append(match.start())
+        elif stack:
+            pairs[stack.pop()] = match.start()
+    return pairs
+
+
+def _box_at(text: str, match: re.Match, pairs: dict[int, int]) -> tuple[str, int] | None:
     """(contents, end) of the box starting at `match`, braces balanced; or a brace-less `\\boxed 5`."""
     i = match.end()
     if i < len(text) and text[i] == "{":
-        depth, j = 1, i + 1
-        while j < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-        return (text[i + 1:j - 1].strip(), j) if depth == 0 else None
-    token = re.match(r"[^\s$]+", text[i:])
+        j = pairs.get(i)
+        return (text[i + 1:j].strip(), j + 1) if j is not None else None
+    token = re.match(r"[^\s$]+", text[i:i + 200])
     return (token.group(0).rstrip("."), i + token.end()) if token else None
 
 
 def _joins(gap: str) -> bool:
-    if _JOINER.fullmatch(gap) is None:
+    if len(gap) > _MAX_JOIN_GAP or _JOINER.fullmatch(gap) is None:
         return False
     texts = re.findall(r"\\text\s*\{([^{}]*)\}", gap)
     return all(set(re.split(r"[^a-zA-Z()]+", t.lower())) <= _JOINER_TEXT_WORDS | {"(a)", "(b)", "(c)"} for t in texts)
@@ -86,9 +126,13 @@ def _joins(gap: str) -> bool:
 
 def _last_box_group(text: str) -> tuple[str, int, int] | None:
     """(answer, start, end) of the last group of boxes, or None."""
+    matches = list(_BOX.finditer(text))
+    if not matches:
+        return None
+    pairs = _brace_pairs(text)
     boxes = []
-    for match in _BOX.finditer(text):
-        found = _box_at(text, match)
+    for match in matches:
+        found = _box_at(text, match, pairs)
         if found is not None and found[0]:
             boxes.append((found[0], match.start(), found[1]))
     if not boxes:
@@ -101,67 +145,75 @@ def _last_box_group(text: str) -> tuple[str, int, int] | None:
     return ", ".join(b[0] for b in group), group[0][1], group[-1][2]
 
 
-def _statement_answer(rest: str) -> str | None:
-    """The answer at the start of `rest` (the text after a marker): its first math span when it opens
-    with one or holds a box, else the text up to the end of the sentence."""
-    rest = rest.lstrip()
-    group = _last_box_group(_SENTENCE_END.split(rest, maxsplit=1)[0] + " ")
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _statement_answer(text: str, pos: int, spans: dict[int, _Span]) -> str | None:
+    """The answer that starts at `pos` (just after a marker): a box in its sentence, else the math span it
+    opens with, else the text up to the end of the sentence."""
+    pos = _skip_space(text, pos)
+    end = _SENTENCE_END.search(text, pos)
+    sentence = text[pos:end.start() if end else len(text)]
+    group = _last_box_group(sentence + " ")
     if group is not None:
         return _clean(group[0])
-    span = _MATH_SPAN.match(rest)
-    if span:
-        return _clean(next(g for g in span.groups() if g is not None))
-    end = _SENTENCE_END.search(rest)
-    return _clean(rest[:end.start()] if end else rest)
+    if pos in spans:
+        return _clean(spans[pos].content)
+    return _clean(sentence)
 
 
-def _final_statement(section: str) -> tuple[str, int] | None:
+def _final_statement(section: str, spans: dict[int, _Span]) -> tuple[str, int] | None:
     """(answer, start) of the last "final answer is ..." / "Final Answer: ..." statement."""
     matches = list(_FINAL.finditer(section))
     if not matches:
         return None
     match = matches[-1]
-    rest = section[match.end():]
-    inner = _FINAL_IS.search(_SENTENCE_END.split(rest, maxsplit=1)[0])
+    pos = match.end()
+    end = _SENTENCE_END.search(section, pos)
+    sentence = section[pos:end.start() if end else len(section)]
+    inner = _FINAL_IS.search(sentence)
     if inner:  # Minerva: "Final Answer: The final answer is X. I hope it is correct."
-        rest = rest[inner.end():]
-    elif not _FINAL_IS.match(section, match.start()) and not _MATH_SPAN.match(rest.lstrip()) \
-            and not rest.lstrip().startswith("\\boxed"):
+        pos += inner.end()
+    elif not _FINAL_IS.match(section, match.start()) and _skip_space(section, pos) not in spans \
+            and not _BOX.match(section, _skip_space(section, pos)):
         # "Final Answer: The largest $n$ is 34." -> what comes after the sentence's last "is"
-        sentence = rest[:m.start()] if (m := _SENTENCE_END.search(rest)) else rest
         tail = re.split(r"\s(?:is|are|was|equals)\s", sentence)
         answer = _clean(tail[-1]) if len(tail) > 1 else _last_expression(sentence)
         return (answer, match.start()) if answer else None
-    answer = _statement_answer(rest)
+    answer = _statement_answer(section, pos, spans)
     return (answer, match.start()) if answer else None
 
 
 def _last_expression(text: str) -> str | None:
     """The last math span, or the last number when it comes later (or the span is prose). A number after a
     math delimiter that opens no well-formed span (inline math broken over lines) is not read."""
-    spans = list(_MATH_SPAN.finditer(text))
-    outside = _MATH_SPAN.sub(lambda m: " " * len(m.group(0)), text)
-    broken = _OPEN_DELIMITER.search(outside)
-    numbers = [m for m in _NUMBER.finditer(text) if broken is None or m.end() <= broken.start()
-               or any(s.start() <= m.start() < s.end() for s in spans)]
+    spans, broken = _math_spans(text)
+    starts = [s.start for s in spans]
+
+    def readable(number: re.Match) -> bool:
+        if broken is None or number.end() <= broken:
+            return True
+        i = bisect.bisect_right(starts, number.start()) - 1
+        return i >= 0 and number.start() < spans[i].end  # inside a well-formed span
+
+    number = next((m for m in reversed(list(_NUMBER.finditer(text))) if readable(m)), None)
     span = spans[-1] if spans else None
-    number = numbers[-1] if numbers else None
     if span is not None:
-        content = next(g for g in span.groups() if g is not None)
-        prose = _WORDS.search(re.sub(r"\\[a-zA-Z]+(?:\{[a-zA-Z*]*\})?", " ", content)) is not None
-        if not prose and (number is None or number.start() < span.end()):
-            return _clean(content)
+        prose = _WORDS.search(re.sub(r"\\[a-zA-Z]+(?:\{[a-zA-Z*]*\})?", " ", span.content)) is not None
+        if not prose and (number is None or number.start() < span.end):
+            return _clean(span.content)
     return _clean(number.group(0)) if number else None
 
 
-def _answer_statement(section: str) -> str | None:
+def _answer_statement(section: str, spans: dict[int, _Span]) -> str | None:
     """The last "answer is X" / "Answer: X" whose X is a math span or a number."""
     for match in reversed(list(_ANSWER_IS.finditer(section))):
-        rest = section[match.end():]
-        span = _MATH_SPAN.match(rest)
-        if span:
-            return _clean(next(g for g in span.groups() if g is not None))
-        number = _NUMBER.match(rest)
+        if match.end() in spans:
+            return _clean(spans[match.end()].content)
+        number = _NUMBER.match(section, match.end())
         if number:
             return _clean(number.group(0))
     return None
@@ -175,8 +227,11 @@ def extract(response: str, answer_pattern: str | None = None, finish_reason: str
     section = final_section(response)
     if section is None:
         return None, None
+    spans = None
+    if _FINAL.search(section):
+        spans = {span.start: span for span in _math_spans(section)[0]}
     group = _last_box_group(section)
-    statement = _final_statement(section)
+    statement = _final_statement(section, spans) if spans is not None else None
     if statement is not None and (group is None or statement[1] > group[2]):
         return statement[0], "final_answer"
     if group is not None:
@@ -188,11 +243,13 @@ def extract(response: str, answer_pattern: str | None = None, finish_reason: str
             return _clean(last[0] if isinstance(last, tuple) else last), "pattern"
     if finish_reason != FINISHED:
         return None, None
-    for rule, find in (("answer_is", _answer_statement), ("last_expression", _last_expression)):
-        answer = find(section)
-        if answer:
-            return answer, rule
-    return None, None
+    if spans is None:
+        spans = {span.start: span for span in _math_spans(section)[0]}
+    answer = _answer_statement(section, spans)
+    if answer:
+        return answer, "answer_is"
+    answer = _last_expression(section)
+    return (answer, "last_expression") if answer else (None, None)
 
 
 def extract_math_answer(response: str, answer_pattern: str | None = None, finish_reason: str | None = None

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skyt1.store import RunDir
+from skyt1.store import RunDir, output_dir
 
 from .procs import describe, family, mentioning, wait_gone
 
@@ -108,10 +108,11 @@ def test_eval_ctrl_c_stops_the_server_cleanly_and_the_rerun_resumes(vllm_python,
     args = ["eval", "--backend", "vllm", "--model", str(teacher), "--dtype", "float32", "-b", "math500",
             "--data-dir", str(DATA), "--limit", "60", "--n", "8", "--max-tokens", "256", "-o", str(out),
             "--scoring-workers", "1", "--quiet"]
-    samples = out / "math500" / "samples.jsonl"
+    samples = out / "math500" / "samples.jsonl"  # the export, written with the summary
+    folder = output_dir(out)  # samples reach the store as shards while the run goes on
 
     def lines() -> int:
-        return len(samples.read_text().splitlines()) if samples.exists() else 0
+        return len(folder.ids("math500"))
 
     first = _start(args, env, tmp_path / "first.log")
     tree = _interrupt_when(first, lambda: lines() >= 8, signal.SIGINT, tmp_path / "first.log")
@@ -119,13 +120,14 @@ def test_eval_ctrl_c_stops_the_server_cleanly_and_the_rerun_resumes(vllm_python,
     # Ctrl-C closes the engine in order: the server is asked to stop and is gone at once, without a kill.
     assert not wait_gone(tree, 30), describe(wait_gone(tree, 0))
     assert not mentioning(str(teacher)), describe(mentioning(str(teacher)))
-    kept = {json.loads(x)["id"]: json.loads(x) for x in samples.read_text().splitlines()}
+    kept = {r["id"]: r for r in folder.records("math500")}
     assert 8 <= len(kept) < 480
 
     second = subprocess.run([*SKYT1, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
     rows = [json.loads(x) for x in samples.read_text().splitlines()]
     assert len(rows) == len({r["id"] for r in rows}) == 480
+    assert max(_shard_ids(out, "", "math500").values()) == 1  # nothing generated twice
     by_id = {r["id"]: r for r in rows}
     assert all(by_id[i]["response"] == r["response"] for i, r in kept.items())
     summary = json.loads((out / "summary.json").read_text())

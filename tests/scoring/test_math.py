@@ -190,3 +190,9 @@ def test_the_rule_is_recorded():
     gsm = score("math", "so she has 4 apples.\nA: 4", "4", answer_pattern=GSM8K_ANSWER)
     assert gsm["extraction"] == "pattern"
     assert "extraction" not in score("math", "no answer", "4")
+
+
+@pytest.mark.parametrize("response", ["\\boxed{" * 20000, "\\(" * 20000 + "\\[" * 20000, "$x$ 1 " * 20000 + "$ 2"])
+def test_pathological_responses_are_read_without_running_out_of_time(response):
+    verdict = score("math", response, "1", finish_reason="stop", timeout_s=5)
+    assert verdict["status"] != "timeout", verdict  # extraction is linear in the response's length

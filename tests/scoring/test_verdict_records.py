@@ -28,6 +28,7 @@ def test_kept_fields_carry_the_extraction_rule_and_the_isolation():
 def test_eval_samples_and_summary_record_the_isolation(data, tmp_path):
     from skyt1.data.benchmarks import load_task
     from skyt1.evaluation.runner import Scoring, evaluate
+    from skyt1.store import output_dir
 
     task = load_task("humaneval", data_dir=data, limit=2)
     rows = read_jsonl(data / "humaneval" / "HumanEval.jsonl")[:2]  # the task's two problems, in order
@@ -37,7 +38,8 @@ def test_eval_samples_and_summary_record_the_isolation(data, tmp_path):
     samples = [{"id": f"{p.id}#0", "benchmark": "humaneval", "problem_id": p.id, "sample_index": 0,
                 "response": fenced(row["prompt"] + row["canonical_solution"]), "finish_reason": "stop"}
                for p, row in zip(task.problems, rows, strict=True)]
-    (folder / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    with output_dir(tmp_path).writer("humaneval") as w:  # the samples as eval writes them: shards in the store
+        w.write_many(samples)
     summary = evaluate(None, [task], output_dir=tmp_path, rescore=True, scoring=Scoring(workers=1), progress=False)
     records = read_jsonl(folder / "samples.jsonl")
     assert [(r["correct"], r["isolation"]) for r in records] == [(True, "bwrap")] * 2

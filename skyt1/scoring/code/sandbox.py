@@ -39,8 +39,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-HARNESS, WIRE = HERE / "harness.py", HERE / "wire.py"
-SANDBOX_DIR = "/skyt1"  # where harness.py and wire.py appear inside the sandbox
+HARNESS = HERE / "harness.py"
+HARNESS_FILES = ("harness.py", "judge.py", "wire.py")  # the harness and the modules it imports
+SANDBOX_DIR = "/skyt1"  # where they appear inside the sandbox
 ISOLATIONS = ("bwrap", "rlimits")
 CLOUD_NODE_VARIABLES = ("SKYPILOT_TASK_ID", "SKYPILOT_NODE_IPS")  # set by SkyPilot on its nodes
 RECORD_GRACE_S = 5.0  # beyond the per-test timeout, how long the scorer waits for a test's record
@@ -90,7 +91,7 @@ def _bwrap_prefix(prefix: str, limits: Limits) -> list[str]:
     return cmd + [
         "--dev", "/dev", "--size", str(limits.shm_mb << 20), "--tmpfs", "/dev/shm", "--mqueue", "/dev/mqueue",
         "--remount-ro", "/dev", "--size", str(limits.tmpfs_mb << 20), "--tmpfs", "/tmp",
-        "--ro-bind", str(HARNESS), f"{SANDBOX_DIR}/harness.py", "--ro-bind", str(WIRE), f"{SANDBOX_DIR}/wire.py",
+        *[arg for name in HARNESS_FILES for arg in ("--ro-bind", str(HERE / name), f"{SANDBOX_DIR}/{name}")],
         "--remount-ro", "/", "--cap-drop", "ALL", "--chdir", "/tmp"]
 
 
@@ -151,13 +152,21 @@ def choose_isolation(requested: str = "auto", *, allow_unsandboxed: bool = False
 _CONTROL_FILES = {"pids": ("pids.max",), "memory": ("memory.max", "memory.limit_in_bytes")}
 
 
-@functools.cache
+_probe_lock = threading.Lock()
+
+
 def _cgroup_root(controller: str) -> str | None:
+    with _probe_lock:  # sessions start from several threads at once: probe once, one thread at a time
+        return _probe_cgroup_root(controller)
+
+
+@functools.cache
+def _probe_cgroup_root(controller: str) -> str | None:
     """A writable cgroup hierarchy (v1 or v2) offering `controller`, used when running as root."""
     if os.geteuid() != 0:
         return None
     for root in (f"/sys/fs/cgroup/{controller}", "/sys/fs/cgroup"):
-        probe = os.path.join(root, f"skyt1-probe-{os.getpid()}")
+        probe = os.path.join(root, f"skyt1-probe-{uuid.uuid4().hex[:12]}")
         try:
             os.mkdir(probe)
         except OSError:

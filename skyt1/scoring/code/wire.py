@@ -8,11 +8,11 @@ The decoder builds nothing but builtin values, so a value decoded from an untrus
 builtin `__eq__`, `__hash__` and `__bool__`: whatever the program's objects claimed, the side that judges
 compares plain data. JSON's null, booleans, numbers, strings and lists stand for themselves; every other
 value is a one-key object: {"t": [..]} tuple, {"s": [..]} set, {"f": [..]} frozenset, {"d": [[k, v], ..]}
-dict, {"b": hex} bytes, {"c": [re, im]} complex, {"G": [module, name]} a standard-library class or function
-or {"M": name} one of those modules (from a short list of modules of data types and pure
-functions; the receiver imports its own copy), {"r": [id, type name]} an object that is not data (a reference only
-the sender can resolve). Subclasses of builtin types travel as their base type (a Counter as a dict, a
-namedtuple as a tuple, an int subclass as its int value).
+dict, {"b": hex} bytes, {"c": [re, im]} complex, {"G": [module, name]} a class or builtin function and
+{"M": name} a module, both from a short list of modules of data types and pure functions (the receiver
+imports its own copy), and {"r": [id, type name]} an object that is not data (a reference only the sender
+can resolve). Subclasses of builtin types travel as their base type (a Counter as a dict, a namedtuple as
+a tuple, an int subclass as its int value).
 """
 
 from __future__ import annotations
