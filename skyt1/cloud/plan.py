@@ -21,11 +21,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from skyt1 import phases as phase_table
 from skyt1.cloud import secrets as secret_rules
-from skyt1.cloud.sky import SHARD_ARG, SkyError, first_line, task_path
+from skyt1.cloud.sky import SkyError, first_line, task_path
 from skyt1.recipe import Recipe
 
 CATALOG_ENV = "SKYT1_SKY_CATALOG"
+SHARDABLE = tuple(p.name for p in phase_table.PHASES if p.shardable)
 
 
 @dataclass
@@ -180,8 +182,8 @@ def plan_phase(recipe: Recipe, phase: str, *, path: Path, envs: dict[str, str],
     pp.problems += skyglue.storage_problems(task)
     pp.resources = _resources(task)
     pp.candidates = _candidate_names(task, clouds)
-    if num_jobs > 1 and SHARD_ARG not in (task.run or ""):
-        pp.problems.append(f"{phase}: cannot be split over {num_jobs} jobs (its task passes no {SHARD_ARG})")
+    if num_jobs > 1 and not phase_table.get(phase).shardable:
+        pp.problems.append(f"{phase}: cannot be split over {num_jobs} jobs (only {', '.join(SHARDABLE)} can)")
     if clouds is not None:
         try:
             pp.problems += skyglue.check_task(task, phase)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skyt1.phases import GPU_PHASES
+from skyt1.phases import get as get_phase
 
 log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)  # SkyPilot's state database logs each migration at INFO
@@ -216,8 +217,12 @@ def check_task(task, phase: str) -> list[str]:
     root = task.envs.get(MOUNT_ROOT_ENV)
     if root not in mounts:
         problems.append(f"{phase}: env {MOUNT_ROOT_ENV}={root!r} is not the bucket mount point {sorted(mounts)}")
-    if f"skyt1 {phase}" not in (task.run or ""):
+    run = " ".join((task.run or "").replace("\\\n", " ").split())
+    if f"skyt1 {phase}" not in run:
         problems.append(f"{phase}: run does not call `skyt1 {phase}`")
+    if get_phase(phase).shardable and SHARD_ARG not in run:
+        problems.append(f"{phase}: run does not pass {SHARD_ARG} (`sky jobs launch --num-jobs N` would run N "
+                        "copies of the whole phase)")
     return problems
 
 

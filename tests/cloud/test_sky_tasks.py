@@ -27,7 +27,7 @@ from skyt1.recipe import load_recipe
 from .conftest import PUBLISHED, REPO, run_validate
 
 TASKS = REPO / "sky_tasks"
-SHARDED = ("distill", "eval")
+SHARDED = tuple(p.name for p in phases.PHASES if p.shardable)  # the phases that take --shard I/N
 
 
 def task(phase: str) -> dict:
@@ -98,6 +98,7 @@ def test_envs_mount_and_run_line():
 def test_sharded_phases_take_their_shard_from_skypilot_job_rank():
     """`sky jobs launch --num-jobs N` sets SKYPILOT_JOB_RANK and SKYPILOT_NUM_JOBS on each job (and neither
     under plain `sky launch`, hence the defaults)."""
+    assert SHARDED == ("distill", "eval")
     for phase in PHASE_ORDER:
         run = task(phase)["run"].replace("\\\n", " ")
         has = '--shard "${SKYPILOT_JOB_RANK:-0}/${SKYPILOT_NUM_JOBS:-1}"' in run
@@ -176,6 +177,7 @@ BAD = {
     "copy_mount": ("mode: MOUNT_CACHED", "mode: COPY", "MOUNT_CACHED"),
     "bucket_uri": ("name: $BUCKET", "name: s3://$BUCKET", "Invalid store name"),
 }
+EVAL_BAD = {"unsharded": ('\\\n    --shard "${SKYPILOT_JOB_RANK:-0}/${SKYPILOT_NUM_JOBS:-1}"', "", "run does not pass --shard")}
 
 
 def test_checks_catch_what_the_skypilot_parser_misses(tmp_path):
@@ -186,6 +188,12 @@ def test_checks_catch_what_the_skypilot_parser_misses(tmp_path):
         path = tmp_path / f"{name}.yaml"
         path.write_text(train.replace(old, new))
         args += ["--task", f"train:{name}={path}"]
+    evaluation = (TASKS / "eval.yaml").read_text()
+    for name, (old, new, _) in EVAL_BAD.items():
+        assert old in evaluation, name
+        path = tmp_path / f"eval-{name}.yaml"
+        path.write_text(evaluation.replace(old, new))
+        args += ["--task", f"eval:{name}={path}"]
     unknown_key = tmp_path / "unknown_key.yaml"
     unknown_key.write_text(train.replace("job_recovery:", "spot_recovery:"))
     args += ["--task", f"train:unknown_key={unknown_key}"]
@@ -194,6 +202,8 @@ def test_checks_catch_what_the_skypilot_parser_misses(tmp_path):
     for name, (_, _, expected) in BAD.items():
         problems = report["tasks"][f"train:{name}"]["problems"]
         assert any(expected in p for p in problems), (name, problems)
+    for name, (_, _, expected) in EVAL_BAD.items():
+        assert any(expected in p for p in report["tasks"][f"eval:{name}"]["problems"]), name
     assert report["tasks"]["train:unknown_key"]["problems"], "SkyPilot's loader rejects the legacy key"
 
 
