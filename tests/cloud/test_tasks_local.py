@@ -123,7 +123,7 @@ def launch_args(tiny: dict, phase: str, bucket: Path, node: Path, *extra: str) -
     return ["launch", "--local", str(task), "--recipe", str(tiny["recipe"]), "--bucket", "skyt1-ci",
             "--run-name", "tiny", "--bucket-dir", str(bucket), "--node-dir", str(node),
             "--env", f"VENV={venv}", "--env", f"PYTHONPATH={node / 'sky_workdir'}", "--env", f"UV_CACHE_DIR={uv_cache}",
-            "--env", "HF_HUB_OFFLINE=1", *extra]
+            "--env", "HF_HUB_OFFLINE=1", "--env", f"SKYT1_MODEL_CACHE={tiny['root'] / 'model-cache'}", *extra]
 
 
 def launch_local(tiny: dict, phase: str, bucket: Path, *extra: str, rank: int | None = None) -> None:
@@ -155,6 +155,8 @@ def _summary(run: Path) -> dict:
 def test_every_task_runs_on_a_local_node_and_matches_reproduce(tiny, task_run):
     for phase in TASK_PHASES:
         assert (task_run / phase / "_DONE.json").is_file(), phase
+    staged = list((tiny["root"] / "model-cache").glob("*/.skyt1-staged.json"))
+    assert len(staged) == 1, "eval served the trained model from one local-disk copy"
     local = tiny["root"] / "reproduce"
     res = skyt1("reproduce", "--recipe", str(tiny["recipe"]), "--local", "--run-dir", str(local), "--yes",
                 env=tiny["env"])
