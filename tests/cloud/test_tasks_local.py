@@ -196,6 +196,7 @@ def _sharded(tiny: dict, task_run: Path, phase: str, name: str) -> Path:
     return bucket / "tiny"
 
 
+@pytest.mark.slow  # four more launches of distill; the every-task run above keeps the cloud path in `make test`
 def test_distill_over_three_jobs_gives_the_records_of_one(tiny, task_run):
     run = _sharded(tiny, task_run, "distill", "bucket-distill-3")
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("usage", "shard")} for r in rows]  # noqa: E731
@@ -204,6 +205,7 @@ def test_distill_over_three_jobs_gives_the_records_of_one(tiny, task_run):
     assert one["outputs"] == three["outputs"]
 
 
+@pytest.mark.slow
 def test_eval_over_three_jobs_gives_the_summary_of_one(tiny, task_run):
     run = _sharded(tiny, task_run, "eval", "bucket-eval-3")
     assert _summary(run) == _summary(task_run)
