@@ -14,13 +14,15 @@ import yaml
 from .conftest import CATALOG, PUBLISHED, REPO
 
 
-def dryrun(tmp_path: Path, *args: str, secrets: dict[str, str], cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """The command in a bare environment: PATH, PYTHONPATH (this checkout), a fresh HOME, the pinned catalog,
-    and the given secrets; nothing else."""
+def dryrun(tmp_path: Path, *args: str, secrets: dict[str, str], cwd: Path = REPO,
+           catalog: bool = True) -> subprocess.CompletedProcess:
+    """The command in a bare environment: PATH, PYTHONPATH (this checkout), a fresh HOME, the pinned catalog
+    (unless `catalog` is false), and the given secrets; nothing else."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": str(home),
-           "SKYT1_SKY_CATALOG": str(CATALOG), **secrets}
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": str(home), **secrets}
+    if catalog:
+        env["SKYT1_SKY_CATALOG"] = str(CATALOG)
     return subprocess.run([sys.executable, "-c", "from skyt1.cli import main; main()", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -46,6 +48,17 @@ def test_reproduce_dryrun_passes_with_the_two_keys_and_prints_the_plan(tmp_path)
     assert "OPENAI_API_KEY   required  set" in plan and "HF_TOKEN         required  set" in plan
     assert "ok: SkyPilot's launch-side checks pass" in plan
     assert "sk-test" not in res.stdout + res.stderr and "hf-test" not in res.stdout + res.stderr
+
+
+def test_without_a_catalog_or_sky_check_the_plan_says_what_it_did_not_check(tmp_path):
+    """No catalog on disk and no `sky check` yet (a new user, offline): every other check runs, and the plan
+    says the offerings were not checked instead of failing or guessing."""
+    res = dryrun(tmp_path, "reproduce", "--recipe", "recipes/sky-t1-32b-preview.yaml", "--bucket", "my-skyt1-bucket",
+                 "--dryrun", "--yes", secrets=KEYS, catalog=False)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "note: offerings, prices and the optimizer were not checked: run `sky check`" in res.stdout
+    assert "eval: TP=2 x DP=4 (80 GiB GPUs, skyt1 table" in res.stdout
+    assert "ok: SkyPilot's launch-side checks pass" in res.stdout
 
 
 def test_reproduce_dryrun_refuses_in_one_line_what_skypilot_would(tmp_path):
