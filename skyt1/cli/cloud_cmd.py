@@ -216,7 +216,7 @@ def launch(target, recipe_path, bucket, run_name, envs, secrets, num_jobs, dryru
                 and secrets, the SKYPILOT_* variables, the bucket as a local directory.
     """
     from skyt1.cloud import secrets as secret_rules
-    from skyt1.cloud.sky import SkyError, declared_secrets, phase_envs
+    from skyt1.cloud.sky import SkyError, phase_envs
 
     phase, path = _task_target(target)
     recipe = load_or_exit(recipe_path)
@@ -243,10 +243,9 @@ def launch(target, recipe_path, bucket, run_name, envs, secrets, num_jobs, dryru
         if dryrun:
             return
         jobs = _managed_jobs()
-        secrets_out = dict(secret_rules.overrides(recipe, phase, declared_secrets(path)))
-        secrets_out.update(explicit)
         ids = jobs.launch(phase, phase_envs(recipe_env, bucket, run_name, extra), f"skyt1-{run_name}-{phase}",
-                          secrets=list(secrets_out.items()), num_jobs=plan.phases[0].jobs)
+                          secrets=secret_rules.for_launch(recipe, phase, path, explicit), num_jobs=plan.phases[0].jobs,
+                          task_file=path)
         _err(f"[{phase}] managed job(s) {', '.join(map(str, ids))}; logs: sky jobs logs {ids[0]}")
         if detach:
             return
@@ -263,19 +262,18 @@ def _launch_local(recipe, phase, path, *, recipe_env, bucket, run_name, extra, e
     from skyt1.cloud import secrets as secret_rules
     from skyt1.cloud.cost import jobs
     from skyt1.cloud.local import LocalNode, MissingSecrets, run_task
-    from skyt1.cloud.sky import declared_secrets, phase_envs
+    from skyt1.cloud.sky import phase_envs
 
     n = num_jobs or jobs(recipe, phase)
     if job_rank is not None and job_rank >= n:
         raise click.BadParameter(f"{job_rank} is not below --num-jobs {n}", param_hint="--job-rank")
-    secrets_out = dict(secret_rules.overrides(recipe, phase, declared_secrets(path)))
-    secrets_out.update(explicit)
+    secrets_out = secret_rules.for_launch(recipe, phase, path, explicit)
     envs = phase_envs(recipe_env, bucket, run_name, extra)
     for rank in [job_rank] if job_rank is not None else range(n):
         node = LocalNode(node_dir=Path(node_dir or f"runs/local-nodes/{phase}-{rank}"),
                          bucket_dir=Path(bucket_dir or f"runs/local-buckets/{bucket}"))
         try:
-            rc = run_task(path, envs, list(secrets_out.items()), node, job_rank=rank, num_jobs=n, say=_err)
+            rc = run_task(path, envs, secrets_out, node, job_rank=rank, num_jobs=n, say=_err)
         except MissingSecrets as e:
             raise click.ClickException(secret_rules.missing_message(recipe, [phase], e.names)) from None
         if rc != 0:

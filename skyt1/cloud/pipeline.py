@@ -110,17 +110,6 @@ class Launcher(Protocol):
     def wait(self, job_id: int, progress: Callable[[str], None] | None = None) -> str: ...
 
 
-def phase_secrets(recipe: Recipe, phase: str, explicit: list[tuple[str, str]] | None = None) -> list[tuple[str, str | None]]:
-    """The `--secret` values a launch of `phase` passes: what the recipe needs from this environment, the
-    task file's optional secrets, and any given explicitly."""
-    from skyt1.cloud import secrets as secret_rules
-    from skyt1.cloud.sky import declared_secrets, task_path
-
-    out = dict(secret_rules.overrides(recipe, phase, declared_secrets(task_path(phase))))
-    out.update(explicit or [])
-    return list(out.items())
-
-
 def reproduce_cloud(recipe: Recipe, *, root: str, run_name: str, phases: list[str], launcher: Launcher,
                     envs: dict[str, str] | None = None, secrets: list[tuple[str, str]] | None = None,
                     force: bool = False, progress: Callable[[str], None] = print) -> list[str]:
@@ -130,6 +119,8 @@ def reproduce_cloud(recipe: Recipe, *, root: str, run_name: str, phases: list[st
     (`cloud.resources.<phase>.num_jobs`) is one `sky jobs launch --num-jobs N`. Returns the phases launched.
     """
     from skyt1.cloud.cost import jobs
+    from skyt1.cloud.secrets import for_launch
+    from skyt1.cloud.sky import task_path
 
     run = RunDir(f"{root.rstrip('/')}/{run_name}")
     phases = [p for p in check_phases(phases) if phase_table.get(p).has_task]
@@ -146,7 +137,8 @@ def reproduce_cloud(recipe: Recipe, *, root: str, run_name: str, phases: list[st
         budget.check(sum(cost.get(p, 0.0) for p in phases[i:]), f"start {phase}")
         n = jobs(recipe, phase)
         job_ids = launcher.launch(phase, dict(envs or {}), f"skyt1-{run_name}-{phase}",
-                                  secrets=phase_secrets(recipe, phase, secrets), num_jobs=n)
+                                  secrets=for_launch(recipe, phase, task_path(phase), secrets),
+                                  num_jobs=n)
         progress(f"[{phase}] managed job(s) {', '.join(map(str, job_ids))} launched")
         statuses = {j: launcher.wait(j, progress) for j in job_ids}
         launched.append(phase)

@@ -168,8 +168,7 @@ def plan_phase(recipe: Recipe, phase: str, *, path: Path, envs: dict[str, str],
     from skyt1.cloud import sky as skyglue
 
     pp = PhasePlan(phase, str(path), jobs=num_jobs, usd=usd)
-    overrides = dict(secret_rules.overrides(recipe, phase, skyglue.declared_secrets(path)))
-    overrides.update(explicit_secrets)
+    overrides = dict(secret_rules.for_launch(recipe, phase, path, explicit_secrets))
     for need in secret_rules.needs(recipe, phase):
         pp.secrets.append((need.name, need.required, bool(overrides.get(need.name)), need.why))
     try:

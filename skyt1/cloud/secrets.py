@@ -116,6 +116,23 @@ def overrides(recipe: Recipe, phase: str, declared: dict[str, bool],
     return out
 
 
+def declared(task_file: str | Path) -> dict[str, bool]:
+    """A task file's secrets: name -> required (a null value, which SkyPilot resolves at launch)."""
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(Path(task_file).read_text()) if d]
+    return {k: v is None for d in docs for k, v in (d.get("secrets") or {}).items()}
+
+
+def for_launch(recipe: Recipe, phase: str, task_file: str | Path,
+               explicit: list[tuple[str, str]] | None = None) -> list[tuple[str, str | None]]:
+    """The `--secret` values a launch of `task_file` as `phase` passes: `overrides` for what the file declares
+    and the recipe needs, then any given explicitly (`--secret NAME[=VALUE]`)."""
+    out = dict(overrides(recipe, phase, declared(task_file)))
+    out.update(explicit or [])
+    return list(out.items())
+
+
 def missing_message(recipe: Recipe, phases: list[str], names: list[str]) -> str:
     """One line naming each missing secret and why the phases need it."""
     parts = []

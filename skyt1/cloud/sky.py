@@ -111,14 +111,6 @@ def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def declared_secrets(path: str | Path) -> dict[str, bool]:
-    """The task YAML's secrets: name -> required (a null value, which SkyPilot resolves at launch)."""
-    import yaml
-
-    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
-    return {k: v is None for d in docs for k, v in (d.get("secrets") or {}).items()}
-
-
 def unresolved_secrets(tasks: list) -> list[str]:
     """Run SkyPilot's own launch-time secret resolution (sky.execution._resolve_managed_secrets, the step
     that raises "No value available for secret(s)") on `tasks`; the names it could not resolve."""
@@ -269,10 +261,11 @@ class ManagedJobs:
         self.poll_s = poll_s
 
     def launch(self, phase: str, envs: dict[str, str], name: str, *,
-               secrets: list[tuple[str, str | None]] | None = None, num_jobs: int = 1) -> list[int]:
+               secrets: list[tuple[str, str | None]] | None = None, num_jobs: int = 1,
+               task_file: str | Path | None = None) -> list[int]:
         import sky
 
-        tasks = load_tasks(task_path(phase), envs, secrets)
+        tasks = load_tasks(task_file or task_path(phase), envs, secrets)
         missing = unresolved_secrets(tasks)
         if missing:
             raise SkyError(f"{phase}: no value for secret(s) {', '.join(missing)}; export them and launch again")

@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from skyt1.cli import cli
-from skyt1.cloud.pipeline import matches, phase_runner, phase_secrets, reproduce_cloud
+from skyt1.cloud.pipeline import matches, phase_runner, reproduce_cloud
+from skyt1.cloud.secrets import for_launch
+from skyt1.cloud.sky import task_path
 from skyt1.protocol import PhaseError, plan
 from skyt1.recipe import load_recipe
 from skyt1.store import RunDir
@@ -117,4 +119,4 @@ def test_each_phase_is_launched_with_its_secrets_and_jobs(tmp_path, monkeypatch)
                     progress=lambda _: None)
     assert launcher.calls == [{"phase": "assemble", "secrets": {"HF_TOKEN": None}, "num_jobs": 2}]
     monkeypatch.setenv("HF_TOKEN", "hf-test")
-    assert dict(phase_secrets(recipe, "assemble")) == {"HF_TOKEN": "hf-test"}
+    assert dict(for_launch(recipe, "assemble", task_path("assemble"))) == {"HF_TOKEN": "hf-test"}
