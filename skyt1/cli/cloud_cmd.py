@@ -259,12 +259,17 @@ def launch(target, recipe_path, bucket, run_name, envs, secrets, num_jobs, dryru
 
 def _launch_local(recipe, phase, path, *, recipe_env, bucket, run_name, extra, explicit, num_jobs, job_rank,
                   bucket_dir, node_dir) -> None:
+    from skyt1 import phases
     from skyt1.cloud import secrets as secret_rules
     from skyt1.cloud.cost import jobs
     from skyt1.cloud.local import LocalNode, MissingSecrets, run_task
+    from skyt1.cloud.plan import SHARDABLE
     from skyt1.cloud.sky import phase_envs
 
     n = num_jobs or jobs(recipe, phase)
+    if n > 1 and not phases.get(phase).shardable:
+        raise click.BadParameter(f"{phase} cannot be split over jobs (only {', '.join(SHARDABLE)} can)",
+                                 param_hint="--num-jobs")
     if job_rank is not None and job_rank >= n:
         raise click.BadParameter(f"{job_rank} is not below --num-jobs {n}", param_hint="--job-rank")
     secrets_out = secret_rules.for_launch(recipe, phase, path, explicit)

@@ -14,7 +14,7 @@ import pytest
 from .conftest import REPO
 
 TASK = """\
-name: skyt1-filter
+name: skyt1-distill
 resources:
   cpus: 1+
 envs:
@@ -79,7 +79,7 @@ def test_the_task_sees_what_a_node_gives_it_and_nothing_else(workdir, tmp_path):
                                     "SKYPILOT_JOB_RANK", "SKYPILOT_NUM_JOBS", "SKYPILOT_NUM_GPUS_PER_NODE")} == {
         "SKYPILOT_NODE_RANK": "0", "SKYPILOT_NUM_NODES": "1", "SKYPILOT_NODE_IPS": "127.0.0.1",
         "SKYPILOT_JOB_RANK": "2", "SKYPILOT_NUM_JOBS": "3", "SKYPILOT_NUM_GPUS_PER_NODE": "0"}
-    assert env["SKYPILOT_TASK_ID"].startswith("sky-local-") and env["SKYPILOT_TASK_ID"].endswith("_skyt1-filter_2")
+    assert env["SKYPILOT_TASK_ID"].startswith("sky-local-") and env["SKYPILOT_TASK_ID"].endswith("_skyt1-distill_2")
     assert env["GREETING"] == "hi" and env["RUN_NAME"] == "tiny" and env["BUCKET"] == "skyt1-local"
     assert env["RUN_ROOT"] == str(bucket.resolve()) and env["RECIPE"] == "recipes/tiny.yaml"
     assert env["EXPLICIT"] == "s3cret" and env["OPTIONAL_TOKEN"] == "tok"  # --secret, and forwarded when set
@@ -91,6 +91,18 @@ def test_the_task_sees_what_a_node_gives_it_and_nothing_else(workdir, tmp_path):
     assert (bucket / "setup.txt").read_text() == "setup 0\n"
     assert "s3cret" not in res.stdout + res.stderr
     assert not any("s3cret" in p.read_text(errors="ignore") for p in (tmp_path / "node").glob("sky_*.sh"))
+
+
+def test_a_phase_that_cannot_be_split_is_not(workdir, tmp_path):
+    (workdir / "filter.yaml").write_text(TASK.format(setup="true", extra_secrets="").replace("skyt1-distill",
+                                                                                              "skyt1-filter"))
+    res = launch(workdir, tmp_path, "--num-jobs", "2")
+    assert res.returncode == 0  # task.yaml is distill's
+    res = subprocess.run([sys.executable, "-c", "from skyt1.cli import main; main()", "launch", "--local",
+                          "filter.yaml", "--recipe", "recipes/tiny.yaml", "--num-jobs", "2"], cwd=workdir,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path / "home")},
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "filter cannot be split over jobs (only distill, eval can)" in res.stderr
 
 
 def test_a_failing_setup_stops_the_job_before_run(workdir, tmp_path):
