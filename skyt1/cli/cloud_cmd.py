@@ -204,7 +204,7 @@ def _refuse_unplanned(plan) -> None:
 @click.option("--bucket-dir", type=click.Path(file_okay=False),
               help="--local: the directory that plays the bucket [default: runs/local-buckets/BUCKET].")
 @click.option("--node-dir", type=click.Path(file_okay=False),
-              help="--local: the directory that plays the node's HOME [default: runs/local-nodes/TASK-RANK].")
+              help="--local: the directory that plays the node's HOME [default: runs/local-nodes/PHASE-RANK].")
 @click.option("--detach", is_flag=True, help="Return after launching instead of waiting for the job.")
 def launch(target, recipe_path, bucket, run_name, envs, secrets, num_jobs, dryrun, catalog, local, job_rank,
            bucket_dir, node_dir, detach):
