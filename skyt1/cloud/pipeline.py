@@ -1,18 +1,18 @@
 """Run the phases in order: here (`run_local`) or as SkyPilot managed jobs (`reproduce_cloud`), skipping phases
-whose manifest matches, inside a hard budget."""
+whose manifest matches, inside a hard budget.
+
+This is the one orchestration of the pipeline. On the cloud it launches each phase's own task file in
+sky_tasks/ (what `sky jobs launch sky_tasks/PHASE.yaml` runs), with the phase's secrets and its number of
+jobs; there is no managed-pipeline YAML beside it, because a SkyPilot pipeline cannot split one of its tasks
+over `--num-jobs`, cannot stop between phases on the budget, and would ask every phase's secrets up front.
+"""
 
 from __future__ import annotations
 
 import importlib
-import os
-import signal
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
-
-import yaml
 
 from skyt1 import phases as phase_table
 from skyt1.cloud.cost import estimate
@@ -105,19 +105,25 @@ def phase_usd(cost: dict) -> dict[str, float]:
 
 
 class Launcher(Protocol):
-    def launch(self, phase: str, envs: dict[str, str], name: str) -> int: ...
+    def launch(self, phase: str, envs: dict[str, str], name: str, *,
+               secrets: list[tuple[str, str | None]] | None = None, num_jobs: int = 1) -> list[int]: ...
     def wait(self, job_id: int, progress: Callable[[str], None] | None = None) -> str: ...
 
 
 def reproduce_cloud(recipe: Recipe, *, root: str, run_name: str, phases: list[str], launcher: Launcher,
-                    envs: dict[str, str] | None = None, force: bool = False,
-                    progress: Callable[[str], None] = print) -> list[str]:
-    """Launch each phase not yet complete in `root`/`run_name` as a managed job and wait for it.
+                    envs: dict[str, str] | None = None, secrets: list[tuple[str, str]] | None = None,
+                    force: bool = False, progress: Callable[[str], None] = print) -> list[str]:
+    """Launch each phase not yet complete in `root`/`run_name` as managed job(s) and wait for them.
 
-    `root` is where the tasks' bucket is seen from here (s3://BUCKET). Returns the phases launched.
+    `root` is where the tasks' bucket is seen from here (s3://BUCKET). A phase split over N jobs
+    (`cloud.resources.<phase>.num_jobs`) is one `sky jobs launch --num-jobs N`. Returns the phases launched.
     """
+    from skyt1.cloud.cost import jobs
+    from skyt1.cloud.secrets import for_launch
+    from skyt1.cloud.sky import task_path
+
     run = RunDir(f"{root.rstrip('/')}/{run_name}")
-    phases = [p for p in check_phases(phases) if p != "report"]
+    phases = [p for p in check_phases(phases) if phase_table.get(p).has_task]
     rerun: set[str] = set()
     todo = [p for p in phases if force or not matches(run, p, recipe)]
     cost = phase_usd(estimate(recipe, phases=todo))
@@ -129,17 +135,22 @@ def reproduce_cloud(recipe: Recipe, *, root: str, run_name: str, phases: list[st
             progress(f"[{phase}] complete in {run.uri}: skipped")
             continue
         budget.check(sum(cost.get(p, 0.0) for p in phases[i:]), f"start {phase}")
-        job_id = launcher.launch(phase, dict(envs or {}), f"skyt1-{run_name}-{phase}")
-        progress(f"[{phase}] managed job {job_id} launched")
-        status = launcher.wait(job_id, progress)
+        n = jobs(recipe, phase)
+        job_ids = launcher.launch(phase, dict(envs or {}), f"skyt1-{run_name}-{phase}",
+                                  secrets=for_launch(recipe, phase, task_path(phase), secrets),
+                                  num_jobs=n)
+        progress(f"[{phase}] managed job(s) {', '.join(map(str, job_ids))} launched")
+        statuses = {j: launcher.wait(j, progress) for j in job_ids}
         launched.append(phase)
         rerun.add(phase)
         m = run.phase(phase).manifest()
         budget.spent_usd += _spent(recipe, phase, m, cost.get(phase, 0.0))
-        if status != "SUCCEEDED" or m is None:
+        failed = {j: s for j, s in statuses.items() if s != "SUCCEEDED"}
+        if failed or m is None:
+            first = next(iter(failed or statuses))
             raise PipelineError(
-                f"[{phase}] managed job {job_id} ended {status}"
-                f"{'' if m else ' without a manifest'}; see `sky jobs logs {job_id}`, fix, and rerun "
+                f"[{phase}] managed job(s) ended {failed or statuses}"
+                f"{'' if m else ' without a manifest'}; see `sky jobs logs {first}`, fix, and rerun "
                 "(finished phases are skipped)"
             )
         progress(f"[{phase}] done (spent so far ~${budget.spent_usd:,.2f})")
@@ -155,31 +166,3 @@ def _spent(recipe: Recipe, phase: str, manifest: dict | None, estimated: float) 
     return manifest["wall_time_s"] / 3600 * hourly + float(manifest.get("cost_usd") or est["api_usd"])
 
 
-# ------------------------------------------------------------------------------------------ task YAMLs
-
-
-def task_command(path: str | Path, envs: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The `run` script of a task YAML and the environment SkyPilot would give it (YAML envs + overrides)."""
-    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d and "run" in d]
-    if len(docs) != 1:
-        raise PipelineError(f"{path}: expected one task with a `run` section, found {len(docs)}")
-    task_envs = {k: "" if v is None else str(v) for k, v in (docs[0].get("envs") or {}).items()}
-    task_envs.update(envs)
-    missing = [k for k, v in task_envs.items() if v == "" and (docs[0]["envs"] or {}).get(k) is None]
-    if missing:
-        raise PipelineError(f"{path}: required env(s) {missing} not set; pass --env {missing[0]}=...")
-    return docs[0]["run"], task_envs
-
-
-def start_task_locally(path: str | Path, envs: dict[str, str], cwd: str | Path, log_file=None) -> subprocess.Popen:
-    """Start a task's `run` under bash here, as a node would (a local directory stands in for the mount)."""
-    script, task_envs = task_command(path, envs)
-    env = {**os.environ, **task_envs}
-    return subprocess.Popen(["bash", "-c", script], cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def kill_task(proc: subprocess.Popen) -> None:
-    """SIGKILL the whole process group, like a preempted node: no cleanup runs."""
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()

@@ -1,5 +1,6 @@
-"""SkyPilot glue: load the task YAMLs in sky_tasks/, check what SkyPilot's parser does not, price them with
-SkyPilot's optimizer, and launch phases as managed jobs.
+"""SkyPilot glue: load the task YAMLs in sky_tasks/ with SkyPilot's own loader, run SkyPilot's launch-side
+checks (secret resolution, bucket names, catalog offerings, the optimizer) without provisioning, check what
+SkyPilot's parser does not, and launch phases as managed jobs.
 
 `import sky` reads $SKY_RUNTIME_DIR/$HOME when imported, so `use_offline_catalog` must run before the first
 import of sky in a process (tests do it in a subprocess, see skyt1.cloud.validate).
@@ -16,12 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skyt1.phases import GPU_PHASES
+from skyt1.phases import get as get_phase
 
 log = logging.getLogger(__name__)
+logging.getLogger("alembic").setLevel(logging.WARNING)  # SkyPilot's state database logs each migration at INFO
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "sky_tasks"
 TERMINAL_OK = "SUCCEEDED"
 MOUNT_ROOT_ENV = "RUN_ROOT"  # where the bucket is mounted on the nodes
+SHARD_ARG = '--shard "${SKYPILOT_JOB_RANK:-0}/${SKYPILOT_NUM_JOBS:-1}"'  # `sky jobs launch --num-jobs N` sets both
 
 
 class SkyError(Exception):
@@ -31,7 +35,8 @@ class SkyError(Exception):
 def task_path(phase: str) -> Path:
     path = TASKS_DIR / f"{phase}.yaml"
     if not path.is_file():
-        raise SkyError(f"no SkyPilot task for phase {phase!r} ({path}); tasks: {sorted(p.stem for p in TASKS_DIR.glob('*.yaml'))}")
+        tasks = sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
+        raise SkyError(f"no SkyPilot task for phase {phase!r} ({path}); tasks: {tasks}")
     return path
 
 
@@ -43,11 +48,18 @@ def use_offline_catalog(catalog: str | Path, runtime_dir: str | Path) -> None:
     """
     if "sky" in sys.modules:
         raise SkyError("use_offline_catalog must run before `import sky` in this process")
+    if not (Path(catalog) / "common").is_dir() and not any(Path(catalog).glob("*/vms.csv")):
+        raise SkyError(f"{catalog} is not a SkyPilot v8 catalog (expected <cloud>/vms.csv files)")
     runtime_dir = Path(runtime_dir)
     dst = runtime_dir / ".sky" / "catalogs" / "v8"
     shutil.copytree(catalog, dst, dirs_exist_ok=True)
     os.environ["SKY_RUNTIME_DIR"] = str(runtime_dir)
     os.environ["HOME"] = str(runtime_dir)
+
+
+def catalog_clouds(catalog: str | Path) -> list[str]:
+    """The clouds a v8 catalog tree has rows for."""
+    return sorted(p.parent.name for p in Path(catalog).glob("*/vms.csv"))
 
 
 def enable_clouds_offline(clouds: list[str]) -> None:
@@ -68,23 +80,90 @@ def enabled_clouds() -> list[str]:
     return [str(c).lower() for c in found]
 
 
-def load_tasks(path: str | Path, envs: dict[str, str] | None = None) -> list:
-    """Every task of a task or pipeline YAML through SkyPilot's own loader, with env overrides."""
+def checked_clouds() -> list[str]:
+    """Clouds the last `sky check` enabled, from SkyPilot's cache only (never runs a check)."""
+    from sky import global_user_state, skypilot_config
+    from sky.clouds import cloud as sky_cloud
+
+    found = global_user_state.get_cached_enabled_clouds(sky_cloud.CloudCapability.COMPUTE,
+                                                        skypilot_config.get_active_workspace())
+    return [str(c).lower() for c in found]
+
+
+# ------------------------------------------------------------------------------------- loading
+
+
+def load_tasks(path: str | Path, envs: dict[str, str] | None = None,
+               secrets: list[tuple[str, str | None]] | None = None) -> list:
+    """Every task of a task YAML through SkyPilot's own loader, with the `--env` and `--secret` overrides a
+    launch passes (a secret override of None is a reference that must be resolved at launch)."""
     from sky.utils import dag_utils
 
     try:
-        dag = dag_utils.load_chain_dag_from_yaml(str(path), env_overrides=list((envs or {}).items()))
+        dag = dag_utils.load_chain_dag_from_yaml(str(path), env_overrides=list((envs or {}).items()),
+                                                 secret_overrides=list(secrets or []) or None)
     except Exception as e:  # SkyPilot raises ValueError / SchemaError / KeyError for bad YAML
-        raise SkyError(f"{path}: SkyPilot cannot load it: {e}") from None
+        raise SkyError(f"{path}: SkyPilot cannot load it: {first_line(e)}") from None
     return list(dag.tasks)
 
 
-# ------------------------------------------------------------------------------------- invariants
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def _candidates(task) -> list:
+def unresolved_secrets(tasks: list) -> list[str]:
+    """Run SkyPilot's own launch-time secret resolution (sky.execution._resolve_managed_secrets, the step
+    that raises "No value available for secret(s)") on `tasks`; the names it could not resolve."""
+    import sky
+    from sky import execution
+
+    dag = sky.Dag()
+    for t in tasks:
+        dag.add(t)
+    try:
+        execution._resolve_managed_secrets(dag)
+    except RuntimeError as e:
+        if "No value available for secret" not in str(e):
+            raise
+        return sorted({ref.name for t in tasks for ref in t.managed_secret_refs})
+    return []
+
+
+def storage_problems(task) -> list[str]:
+    """SkyPilot's own checks of each bucket mount that need no cloud access: the store's bucket-name rules."""
+    from sky.data import storage as sky_storage
+
+    stores = {"S3": sky_storage.S3Store, "GCS": sky_storage.GcsStore, "R2": sky_storage.R2Store}
+    problems = []
+    for path, st in (task.storage_mounts or {}).items():
+        if not st.name:
+            problems.append(f"the bucket mounted at {path} has no name (set BUCKET)")
+            continue
+        for store_type in st.stores:
+            cls = stores.get(store_type.value)
+            try:
+                if cls is not None:
+                    cls.validate_name(st.name)
+            except Exception as e:  # StorageNameError: one line saying which rule the name breaks
+                problems.append(f"bucket {st.name!r} ({store_type.value}): {first_line(e).rstrip('.')}")
+    return problems
+
+
+def candidates(task) -> list:
     res = task.resources
     return list(res) if isinstance(res, set | list | tuple) else [res]
+
+
+def gpus_per_node(task) -> int:
+    """The accelerator count a node of `task` gets (the same on every candidate, see check_task)."""
+    return max((int(n) for r in candidates(task) for n in (r.accelerators or {}).values()), default=0)
+
+
+def accelerator(task) -> str | None:
+    return next((name for r in candidates(task) for name in (r.accelerators or {})), None)
+
+
+# ------------------------------------------------------------------------------------- invariants
 
 
 def check_task(task, phase: str) -> list[str]:
@@ -94,7 +173,7 @@ def check_task(task, phase: str) -> list[str]:
 
     problems = []
     usable = enabled_clouds()
-    cands = _candidates(task)
+    cands = candidates(task)
     gpu_counts = set()
     for r in cands:
         where = f"{phase}: candidate {r}"
@@ -130,26 +209,32 @@ def check_task(task, phase: str) -> list[str]:
     root = task.envs.get(MOUNT_ROOT_ENV)
     if root not in mounts:
         problems.append(f"{phase}: env {MOUNT_ROOT_ENV}={root!r} is not the bucket mount point {sorted(mounts)}")
-    if f"skyt1 {phase}" not in (task.run or ""):
+    run = " ".join((task.run or "").replace("\\\n", " ").split())
+    if f"skyt1 {phase}" not in run:
         problems.append(f"{phase}: run does not call `skyt1 {phase}`")
+    if get_phase(phase).shardable and SHARD_ARG not in run:
+        problems.append(f"{phase}: run does not pass {SHARD_ARG} (`sky jobs launch --num-jobs N` would run N "
+                        "copies of the whole phase)")
     return problems
 
 
 def optimize_offline(task, hours: Callable[[object], float]) -> tuple[object, float]:
     """Run SkyPilot's optimizer on one task with `hours(resources)` as its runtime; (best resources, $)."""
     import sky
-    from sky import optimizer
+    from sky import optimizer, sky_logging
 
     task.set_time_estimator(lambda r: int(hours(r) * 3600))
     dag = sky.Dag()
     dag.add(task)
-    optimizer.Optimizer.optimize(dag, quiet=True)
+    with sky_logging.silent():  # no progress payloads or "cloud not enabled" lines on our stdout
+        optimizer.Optimizer.optimize(dag, quiet=True)
     best = task.best_resources
     return best, best.get_cost(task.estimate_runtime(best))
 
 
 def time_estimator(recipe, phase: str) -> Callable[[object], float]:
-    """Hours of `phase` on given resources, from skyt1's cost model (spot includes preemption overhead)."""
+    """Hours of one job of `phase` on given resources, from skyt1's cost model (spot includes preemption
+    overhead; a phase split over several jobs gives each its share)."""
     from skyt1.cloud.cost import phase_hours
 
     return lambda r: phase_hours(recipe, phase, spot=bool(getattr(r, "use_spot", False)))
@@ -170,26 +255,32 @@ def _status_of(record) -> str:
 
 
 class ManagedJobs:
-    """Launch phases as SkyPilot managed jobs (`sky jobs launch`) and wait for them."""
+    """Launch phases as SkyPilot managed jobs (`sky jobs launch [--num-jobs N]`) and wait for them."""
 
     def __init__(self, poll_s: float = 30.0):
         self.poll_s = poll_s
 
-    def launch(self, phase: str, envs: dict[str, str], name: str) -> int:
+    def launch(self, phase: str, envs: dict[str, str], name: str, *,
+               secrets: list[tuple[str, str | None]] | None = None, num_jobs: int = 1,
+               task_file: str | Path | None = None) -> list[int]:
         import sky
 
-        tasks = load_tasks(task_path(phase), envs)
+        tasks = load_tasks(task_file or task_path(phase), envs, secrets)
+        missing = unresolved_secrets(tasks)
+        if missing:
+            raise SkyError(f"{phase}: no value for secret(s) {', '.join(missing)}; export them and launch again")
         try:
-            job_ids, _ = sky.stream_and_get(sky.jobs.launch(tasks[0], name=name))
+            job_ids, _ = sky.stream_and_get(sky.jobs.launch(tasks[0], name=name, num_jobs=num_jobs))
         except Exception as e:
-            raise SkyError(f"launching {phase} failed: {e}; check `sky check` and `sky api info`") from None
-        job_id = job_ids[0] if isinstance(job_ids, list) else job_ids
-        log.info("launched %s as managed job %s", phase, job_id)
-        return int(job_id)
+            raise SkyError(f"launching {phase} failed: {first_line(e)}; check `sky check` and `sky api info`") from None
+        ids = [int(j) for j in (job_ids if isinstance(job_ids, list) else [job_ids])]
+        log.info("launched %s as managed job(s) %s", phase, ids)
+        return ids
 
     def wait(self, job_id: int, progress: Callable[[str], None] | None = None) -> str:
         """Poll until the job ends; return its final status (e.g. SUCCEEDED, FAILED, CANCELLED)."""
         import sky
+        from sky.jobs.state import ManagedJobStatus
 
         last = None
         while True:
@@ -200,8 +291,6 @@ class ManagedJobs:
             if status != last and progress:
                 progress(f"job {job_id}: {status}")
             last = status
-            from sky.jobs.state import ManagedJobStatus
-
             if ManagedJobStatus(status).is_terminal():
                 return status
             time.sleep(self.poll_s)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from skyt1.cloud.staging import staged_model
 from skyt1.data import prompts
 from skyt1.data.benchmarks import load_tasks
 from skyt1.evaluation.runner import EvalError, Sampling, Scoring, evaluate
@@ -56,6 +57,8 @@ def _evaluate(p: PhaseRun, part: Shard, progress: bool) -> dict:
             model = str(run.local_path("train/final"))
         except StoreError as e:
             raise EvalError(f"{e}: copy {run.uri}/train/final to a local disk (or mount the bucket) first") from None
+        # On a node the run is a bucket mount: $SKYT1_MODEL_CACHE serves a local-disk copy made once
+        model = staged_model(model, p.inputs.get("train") or "final")
     else:
         model = recipe.resolve_path(cfg.model) if cfg.model.startswith(".") else cfg.model
     tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,

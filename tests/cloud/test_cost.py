@@ -98,3 +98,16 @@ def test_prices_from_skypilot_catalog_when_present(tmp_path):
     rows = json.loads(out.stdout.strip().splitlines()[-1])
     assert [r[:3] for r in rows] == [["aws", 55.04, pytest.approx(11.2543)], ["lambda", 31.92, None]]
     assert all(r[3].startswith("SkyPilot catalog") for r in rows)
+
+
+def test_jobs_split_the_wall_time_and_add_their_setups(published):
+    """distill over 4 jobs: a quarter of the generation per job, each job paying its own setup."""
+    one = phase(estimate(published), "distill")
+    four_jobs = published.model_copy(deep=True)
+    four_jobs.cloud.resources["distill"].num_jobs = 4
+    four = phase(estimate(four_jobs), "distill")
+    setup = published.cost.setup_hours
+    assert four["jobs"] == 4 and four["gpus"] == 4 * one["gpus"]
+    assert four["hours"] == pytest.approx(setup + (one["hours"] - setup) / 4)
+    assert four["gpu_hours"] == pytest.approx(one["gpu_hours"] + 3 * setup * one["gpus"])
+    assert four["usd"] > one["usd"]
