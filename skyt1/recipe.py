@@ -73,7 +73,7 @@ class Source(Strict):
     domain: Domain
     hub_id: str | None = None
     revision: str | None = None
-    subset: str | None = None  # numina: the `source` column (amc_aime, math, olympiads); demo: math|code
+    subset: str | None = None  # numina: the `source` column (amc_aime, math, olympiads); demo: math|arith|code
     split: str = "train"
     difficulties: list[str] | None = None  # apps/taco difficulty names to keep
     difficulty_min: float | None = None  # numina: AoPS-scale label bounds, inclusive
@@ -105,7 +105,8 @@ class DistillConfig(Strict):
 
 
 class ReformatConfig(Strict):
-    mode: Literal["llm", "rule", "auto"] = "llm"  # auto: rule where <think> tags exist, else llm
+    # auto: rule where <think> tags exist, else llm; answer: no model, the stated final answer boxed (demo)
+    mode: Literal["llm", "rule", "auto", "answer"] = "llm"
     api: ApiModel = ApiModel(temperature=0.7, max_tokens=16384)
     max_attempts: int = 3
     # Sources whose own worked solutions become traces as given (reformat_method "as_given"); they are
@@ -139,7 +140,7 @@ class AssembleConfig(Strict):
 class TrainConfig(Strict):
     base_model: str = "Qwen/Qwen2.5-32B-Instruct"
     template: str = "qwen25"
-    finetuning_type: Literal["full", "lora"] = "full"
+    finetuning_type: Literal["full", "lora", "freeze"] = "full"  # freeze: only the top layers train (demo)
     cutoff_len: int = 16384
     per_device_train_batch_size: int = 1
     gradient_accumulation_steps: int = 12
@@ -215,7 +216,8 @@ class CostModel(Strict):
     benchmark_sizes: dict[str, int] = Field(
         default_factory=lambda: {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "gpqa_diamond": 198,
                                  "livecodebench": 511, "minerva": 272, "olympiadbench": 675, "gsm8k": 1319,
-                                 "humaneval": 164, "mbpp": 974, "demo_math": 60}
+                                 "humaneval": 164, "mbpp": 974, "demo_math": 60,
+                                 "demo_arith": 200}
     )
 
 

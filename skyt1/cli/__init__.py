@@ -17,6 +17,7 @@ COMMANDS = {
     "score": "score_cmd:score",
     "eval": "eval_cmd:eval_cmd",
     "tiny-model": "engines_cmd:tiny_model",
+    "demo-model": "engines_cmd:demo_model",
     "serve": "engines_cmd:serve",
     "label": "curation_cmd:label",
     "distill": "curation_cmd:distill",

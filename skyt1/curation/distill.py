@@ -95,7 +95,9 @@ def config_digest(recipe: Recipe, start: int = 0, end: int | None = None) -> str
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end: int | None = None,
-        shard: str | None = None) -> dict:
+        shard: str | None = None, engine=None) -> dict:
+    """`engine`: an engine already running the recipe's teacher (the demo shares one vLLM server between
+    phases); left open. None: the phase starts the recipe's engine and closes it."""
     shard_t = parse_shard(shard)
     digest = config_digest(recipe, start, end)
     probs, quarantine, skipped, inputs = problems(recipe, run, start, end)
@@ -114,7 +116,8 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end
         seen_q = ph.ids("quarantine")
         qw.write_many(q for q in quarantine if q["id"] not in seen_q)
         if todo:
-            engine = _engine(recipe)
+            own = engine is None
+            engine = _engine(recipe) if own else engine
             try:
                 for c in progress(engine.generate(r for r, _, _ in todo), len(todo), f"distill {tag or ''}".strip()):
                     p, k = by_id[c.id]
@@ -125,7 +128,8 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end
                              "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
                              "completion_tokens": c.completion_tokens})
             finally:
-                engine.close()
+                if own:
+                    engine.close()
     n = recipe.distill.sampling.n
     expected = {f"{p['id']}#{k}" for p in probs for k in range(n)}
     mine_expected = {f"{p['id']}#{k}" for p in mine for k in range(n)}

@@ -6,6 +6,10 @@
   in order, and keep the final answer (math: the same last \\boxed{} answer as the original; code: exactly
   one code block in the solution). Up to `max_attempts` tries; the last failure reason goes to `rejected`.
 - `auto`: rule where `<think>` exists, else llm.
+- `answer` (math only, no model): the trace word for word as the thought; the solution is the final answer
+  the math scorer reads from it (a box, a "final answer is" statement, or, once scoring reads answers in
+  prose, those too), written as \\boxed{}. The real-model demo uses it: a 135M model cannot rewrite a trace.
+  Records keep `answer_rule`, where the answer was found.
 Worked solutions of `reformat.as_given_sources` are converted word for word (`as_given`, id `<pid>#given`).
 """
 
@@ -94,6 +98,22 @@ def rule_trace(response: str) -> str | None:
     if not m or not m.group(1).strip() or not m.group(2).strip():
         return None
     return make_trace(m.group(1), m.group(2))
+
+
+NO_STATED_ANSWER = "trace states no final answer"
+
+
+def answer_trace(record: dict) -> tuple[str | None, str]:
+    """(trace, rule) for `answer` mode: the response as the thought, its final answer boxed as the solution.
+    The rule says where the answer was: "boxed" (already in a box) or "prose"; trace None when there is none."""
+    from skyt1.scoring.math import extract_math_answer
+
+    response = record.get("response") or ""
+    answer = extract_math_answer(response)
+    if answer is None:
+        return None, "none"
+    rule = "boxed" if last_boxed(response) else "prose"
+    return make_trace(response, f"The final answer is $\\boxed{{{answer}}}$."), rule
 
 
 def _method(mode: str, record: dict) -> str:
@@ -200,6 +220,15 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
             if rec["id"] in done:
                 continue
             method = _method(recipe.reformat.mode, rec)
+            if method == "answer":
+                trace, rule = answer_trace(rec) if rec["domain"] == "math" else (None, "none")
+                reason = NO_STATED_ANSWER if trace is None else structure_problem(trace)
+                row = {**rec, "reformat_method": "answer", "answer_rule": rule}
+                if reason:
+                    rw.write({**row, "reason": reason})
+                else:
+                    w.write({**row, "trace": trace})
+                continue
             if rec["domain"] == "math" and last_boxed(rec.get("response")) is None:
                 # nothing to preserve and nothing filter could verify: do not pay for a rewrite
                 rw.write({**rec, "reformat_method": method, "reason": NO_ANSWER})
@@ -222,6 +251,7 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
     counts = {
         "in": n_in, "out": len(records),
         "methods": dict(Counter(r["reformat_method"] for r in records)),
+        "answer_rules": dict(Counter(r["answer_rule"] for r in records + rejected if "answer_rule" in r)),
         "rejected": dict(Counter(_reason_kind(r["reason"]) for r in rejected)),
         "failed_api": len(ph.ids("failed") - settled),
         "prompt_tokens": prompt, "completion_tokens": completion, "attempts": usage.get("attempts", 0),

@@ -41,6 +41,31 @@ def config_digest(recipe: Recipe) -> str:
     return recipe.digest("eval")
 
 
+def evaluate_engine(recipe: Recipe, engine, out, *, system_prompt: str | None, force: bool = False,
+                    progress: bool = True) -> tuple[dict, list, dict]:
+    """The recipe's eval section (benchmarks, prompts, sampling, n, scoring) against one running engine,
+    written to the folder `out`: the eval phase's trained model, and the demo's base model with the same
+    settings. Returns (summary, tasks, skipped)."""
+    ev = recipe.eval
+    tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
+                                prompt_mode=ev.prompt_mode, system_prompt=system_prompt,
+                                skip_unavailable=ev.skip_unavailable)
+    if force:
+        for t in tasks:
+            shutil.rmtree(out / t.name, ignore_errors=True)
+    s = ev.sampling
+    sampling = Sampling(s.temperature, s.top_p, s.max_tokens, s.seed)
+    n = {t.name: ev.n.get(t.name, s.n) for t in tasks}
+    scoring = Scoring(recipe.filter.workers, recipe.filter.code_timeout_s, recipe.filter.memory_mb)
+    summary = evaluate(engine, tasks, output_dir=out, n=n, sampling=sampling, scoring=scoring,
+                       progress=progress, skipped=skipped, extra_config={"recipe": recipe.name})
+    if not summary["complete"]:
+        missing = {k: v["missing_samples"] for k, v in summary["benchmarks"].items() if not v["complete"]}
+        raise EvalError(f"eval incomplete, samples missing {missing} (engine errors, see {out}/*/summary.json); "
+                        "run the same command again to generate them")
+    return summary, tasks, skipped
+
+
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = True, **opts) -> dict:
     ev = recipe.eval
     cfg, model, inputs = _model(recipe, run)
@@ -51,26 +76,13 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = Tr
     t0 = time.time()
     out = run.local_path(NAME)  # eval appends to samples.jsonl: a local or mounted directory
     system_prompt = SKYT1_SYSTEM_PROMPT if cfg.model == "trained" else system_prompt_for(model)
-    tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
-                                prompt_mode=ev.prompt_mode, system_prompt=system_prompt,
-                                skip_unavailable=ev.skip_unavailable)
     if force:
         phase.invalidate()
-        for t in tasks:
-            shutil.rmtree(out / t.name, ignore_errors=True)
     from skyt1.engines import make_engine
 
-    s = ev.sampling
-    sampling = Sampling(s.temperature, s.top_p, s.max_tokens, s.seed)
-    n = {t.name: ev.n.get(t.name, s.n) for t in tasks}
-    scoring = Scoring(recipe.filter.workers, recipe.filter.code_timeout_s, recipe.filter.memory_mb)
     with make_engine(cfg, model=model) as engine:
-        summary = evaluate(engine, tasks, output_dir=out, n=n, sampling=sampling, scoring=scoring,
-                           progress=progress, skipped=skipped, extra_config={"recipe": recipe.name})
-    if not summary["complete"]:
-        missing = {k: v["missing_samples"] for k, v in summary["benchmarks"].items() if not v["complete"]}
-        raise EvalError(f"eval incomplete, samples missing {missing} (engine errors, see {out}/*/summary.json); "
-                        "run the same command again to generate them")
+        summary, tasks, skipped = evaluate_engine(recipe, engine, out, system_prompt=system_prompt, force=force,
+                                                  progress=progress)
     counts = {name: {"samples": b["scores"]["samples"], "accuracy": b["scores"]["accuracy"],
                      "stderr": b["scores"]["stderr"]} for name, b in summary["benchmarks"].items()}
     counts.update({name: {"skipped": why} for name, why in skipped.items()})
