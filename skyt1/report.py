@@ -18,6 +18,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlparse
 
+from skyt1 import report_demo
 from skyt1.phases import NAMES as PHASES
 from skyt1.recipe import Recipe
 from skyt1.report_assets import svg
@@ -74,6 +75,7 @@ class ReportData:
     eval_rows: list[dict]
     eval_skipped: dict[str, str]
     eval_config: dict
+    effect: list = field(default_factory=list)  # skyt1.report_demo sections (base vs trained, ...)
 
 
 def _flat_counts(counts: dict, prefix: str = "") -> list[tuple[str, Any]]:
@@ -281,6 +283,7 @@ def collect(run: RunDir, recipe: Recipe | None = None) -> ReportData:
         eval_rows=eval_rows,
         eval_skipped=eval_skipped,
         eval_config=eval_config or infos["eval"].config,
+        effect=report_demo.collect(run),
     )
 
 
@@ -364,6 +367,8 @@ def render_markdown(data: ReportData) -> str:
         out += [f"- {s}" for s in data.standins]
     else:
         out.append(_no_standins(data))
+    if data.effect:
+        out += ["", report_demo.markdown(data.effect)]
     out += ["", "## Phases", ""]
     rows = [[p.name, p.status, *_count_columns(p), _secs(p.wall_time_s), _usd(p.cost_usd)] for p in data.phases]
     out.append(_md_table(COUNT_HEADER, rows))
@@ -433,6 +438,8 @@ def render_html(data: ReportData) -> str:
                      f"published recipe:</p><ul>{items}</ul></div>")
     else:
         parts.append(f"<p>{e(_no_standins(data))}</p>")
+    if data.effect:
+        parts.append(report_demo.html(data.effect))
 
     parts.append('<h2 id="phases">Phases</h2>')
     rows = [[e(p.name), f'<span class="status-{p.status.replace(" ", "-")}">{e(p.status)}</span>',
