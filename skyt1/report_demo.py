@@ -42,7 +42,7 @@ class Section:
 # ------------------------------------------------------------------------------------------- reading
 
 
-def _samples(folder: Path) -> dict[str, dict[str, list[dict]]]:
+def eval_samples(folder: Path) -> dict[str, dict[str, list[dict]]]:
     """benchmark -> problem id -> its samples, from an eval output folder."""
     out: dict[str, dict[str, list[dict]]] = {}
     for path in sorted(folder.glob("*/samples.jsonl")) if folder.is_dir() else []:
@@ -102,7 +102,7 @@ def _pct(x: float) -> str:
 
 
 def effect_section(run: RunDir) -> Section | None:
-    base_all, trained_all = _samples(run.local_path(BASE_EVAL)), _samples(run.local_path("eval"))
+    base_all, trained_all = eval_samples(run.local_path(BASE_EVAL)), eval_samples(run.local_path("eval"))
     benchmarks = [name for name in base_all if name in trained_all]
     if not benchmarks:
         return None

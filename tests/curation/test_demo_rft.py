@@ -120,8 +120,8 @@ def test_effect_section_pairs_the_same_problems(tmp_path):
     _samples(tmp_path / "base_eval", base)
     _samples(tmp_path / "eval", trained)
     sec = report_demo.effect_section(run)
-    c = report_demo.compare(report_demo._samples(tmp_path / "base_eval")["demo_arith"],
-                            report_demo._samples(tmp_path / "eval")["demo_arith"])
+    c = report_demo.compare(report_demo.eval_samples(tmp_path / "base_eval")["demo_arith"],
+                            report_demo.eval_samples(tmp_path / "eval")["demo_arith"])
     assert c["base"][:1] == (0.4,) and c["trained"][:1] == (0.8,)
     diffs = [1] * 6 + [0, 0, -1, -1]  # trained minus base, problem by problem
     mean = sum(diffs) / 10
