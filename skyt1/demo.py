@@ -107,7 +107,9 @@ def demo_recipe(base: Path, run_dir: Path, models: dict[str, Path], port: int) -
 
 
 def recipe_port(base: Path) -> int:
-    url = load_recipe(base).reformat.api.base_url or ""
+    """The loopback port of the recipe's API stand-in (reformat's or label's base_url)."""
+    recipe = load_recipe(base)
+    url = recipe.reformat.api.base_url or recipe.label.api.base_url or ""
     return urlparse(url).port or 8765
 
 
