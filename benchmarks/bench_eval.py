@@ -1,9 +1,10 @@
 """Per-sample overhead of the eval loop (everything except generation and scoring).
 
 An engine that answers instantly and a scorer that returns at once stand in for vLLM and the scoring pool,
-so the figure is the loop itself: request building, id bookkeeping, the writer thread, JSONL appends with a
-flush per sample, redaction, progress, summaries. Baseline in the same run: the bare minimum (one json.dumps
-+ write per sample). Also timed: a resume pass over a finished run (nothing to generate).
+so the figure is the loop itself: request building, id bookkeeping, the writer thread, immutable shards
+through the run store (with their .ids sidecars), redaction, the folder's lock, progress, summaries and the
+samples export. Baseline in the same run: the bare minimum (one json.dumps + write per sample). Also timed:
+a resume pass over a finished run (nothing to generate: sidecars listed, shards read for the summary).
 
     python benchmarks/bench_eval.py [--samples 10000] [--data-dir ../shared/data]
 

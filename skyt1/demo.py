@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 import yaml
 
 from skyt1.recipe import Recipe, RecipeError, load_recipe
-from skyt1.store import RunDir, atomic_write
+from skyt1.store import RunDir, StoreError, atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = ROOT / "recipes" / "demo.yaml"
@@ -220,35 +220,39 @@ class CpuLog:
 
 
 def _base_eval_done(run: RunDir, recipe: Recipe, model: Path) -> bool:
-    from skyt1.demo_model import MANIFEST
-    from skyt1.evaluation.phase import config_digest
+    from skyt1.phases import config_digest
 
-    return run.phase(BASE_EVAL).is_complete(config_digest(recipe), {"model": _model_digest(model, MANIFEST)})
+    return run.phase(BASE_EVAL).is_complete(config_digest(recipe, "eval"), {"model": _model_digest(model)})
 
 
-def _model_digest(model: Path, manifest: str) -> str:
+def _model_digest(model: Path) -> str:
     import hashlib
 
-    return hashlib.sha256((model / manifest).read_bytes()).hexdigest()[:16]
+    from skyt1.demo_model import MANIFEST
+
+    return hashlib.sha256((model / MANIFEST).read_bytes()).hexdigest()[:16]
 
 
 def base_eval(recipe: Recipe, run: RunDir, engine, model: Path) -> dict:
-    """The untrained model under the eval phase's settings (benchmarks, prompt, sampling, n, scoring),
-    written to RUN/base_eval/ with a manifest like a phase's; the report sets it beside the trained model."""
-    from skyt1.data.prompts import SKYT1_SYSTEM_PROMPT
-    from skyt1.demo_model import MANIFEST
-    from skyt1.evaluation.phase import config_digest, evaluate_engine
+    """The untrained model under the eval phase's settings (benchmarks, prompts, sampling, n, scoring; the
+    trained model's system prompt), written to RUN/base_eval/ with a manifest like a phase's; the report
+    sets it beside the trained model."""
+    from skyt1.evaluation.phase import eval_tasks, evaluate_engine, system_prompt
+    from skyt1.phases import config_digest
 
     t0 = time.time()
     ph = run.phase(BASE_EVAL)
-    summary, _, skipped = evaluate_engine(recipe, engine, run.local_path(BASE_EVAL),
-                                          system_prompt=SKYT1_SYSTEM_PROMPT)
+    tasks, skipped = eval_tasks(recipe, system_prompt(recipe, str(model)))
+    summary = evaluate_engine(recipe, engine, tasks, skipped, ph)
+    if any(b["missing_samples"] for b in summary["benchmarks"].values()):
+        raise PhaseFailed("the base model's eval is missing samples (engine errors, see "
+                          f"{ph.uri}/*/summary.json); run the demo again to generate them")
     counts = {name: {"samples": b["scores"]["samples"], "accuracy": b["scores"]["accuracy"],
                      "stderr": b["scores"]["stderr"]} for name, b in summary["benchmarks"].items()}
     counts.update({name: {"skipped": why} for name, why in skipped.items()})
-    return ph.write_manifest(recipe_digest=config_digest(recipe), inputs={"model": _model_digest(model, MANIFEST)},
-                             counts=counts, started_at=t0, config={"model": str(model), "engine": engine.info(),
-                                                                   "system_prompt": "sky-t1"})
+    return ph.write_manifest(recipe_digest=config_digest(recipe, "eval"), inputs={"model": _model_digest(model)},
+                             counts=counts, started_at=t0, outputs={},
+                             config={"model": str(model), "engine": engine.info()})
 
 
 def shared_engine_phases(recipe_path: Path, run_dir: Path, model: Path, port: int, cpu: CpuLog) -> None:
@@ -334,14 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         port = args.port or recipe_port(base)
-        if tiny:
-            models = build_models(run_dir / "models")
-            recipe_path = demo_recipe(base, run_dir, models, port)
-            say(f"recipe {recipe_path}; run directory {run_dir}")
-            run_pipeline(recipe_path, run_dir, models["teacher"], port)
-        else:
-            run_real(base, run_dir, port)
-    except (DemoError, RecipeError) as e:
+        # One demo per run directory: a second one started beside it refuses instead of racing on the models.
+        with RunDir(run_dir).phase("demo").lock(command="python -m skyt1.demo"):
+            if tiny:
+                models = build_models(run_dir / "models")
+                recipe_path = demo_recipe(base, run_dir, models, port)
+                say(f"recipe {recipe_path}; run directory {run_dir}")
+                run_pipeline(recipe_path, run_dir, models["teacher"], port)
+            else:
+                run_real(base, run_dir, port)
+    except (DemoError, RecipeError, StoreError) as e:
         say(f"error: {e}")
         return 2
     except PhaseFailed as e:

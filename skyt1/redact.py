@@ -4,7 +4,8 @@ Two nets: values of environment variables whose names look secret (OPENAI_API_KE
 AWS_SECRET_ACCESS_KEY, ...) are replaced wherever they appear inside a string, and strings shaped like
 well-known credentials (OpenAI `sk-...`, Hugging Face `hf_...`, AWS access key ids, bearer tokens) are
 replaced even when they did not come from the environment. Dict entries whose key names a secret are
-dropped to a marker. Keys ending in `_env` hold variable *names* and are kept.
+dropped to a marker. Keys ending in `_env` hold variable *names* and are kept, and so do keys that count
+something (`num_api_keys`, `n_tokens`) and numbers or booleans (a secret is text).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _SECRET_PAIRS = {("api", "key"), ("api", "keys"), ("private", "key"), ("secret",
 # `<word>_token` is secret except tokenizer special tokens (`eos_token: "<|endoftext|>"` is configuration).
 _SPECIAL_TOKENS = {"eos", "bos", "pad", "unk", "sep", "cls", "mask", "stop", "start", "end", "special",
                    "image", "video", "audio", "think"}
+_COUNT_WORDS = {"num", "n", "count", "max", "min", "total"}  # `num_api_keys` counts keys, it holds none
 _SECRET_SHAPES = re.compile(
     r"(sk-[A-Za-z0-9_\-]{16,}"  # OpenAI and compatible
     r"|hf_[A-Za-z0-9]{20,}"  # Hugging Face
@@ -41,7 +43,7 @@ def _words(name: str) -> list[str]:
 def is_secret_key(key: str) -> bool:
     """Whether a dict key or variable name holds a secret value (names ending in `_env` hold names)."""
     words = _words(key)
-    if not words or words[-1] in ("env", "envs"):
+    if not words or words[-1] in ("env", "envs") or words[0] in _COUNT_WORDS or words[-1] == "count":
         return False
     if _SECRET_WORDS.intersection(words) or _SECRET_PAIRS.intersection(zip(words, words[1:], strict=False)):
         return True
@@ -76,7 +78,7 @@ def redact(obj: Any, _env: list[str] | None = None) -> Any:
     env = _env if _env is not None else _env_secrets()
     if isinstance(obj, dict):
         return {k: (MARK if isinstance(k, str) and is_secret_key(k) and v not in (None, "", [], {})
-                    else redact(v, env)) for k, v in obj.items()}
+                    and not isinstance(v, bool | int | float) else redact(v, env)) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [redact(v, env) for v in obj]
     if isinstance(obj, str):

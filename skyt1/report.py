@@ -16,21 +16,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
-from urllib.parse import urlparse
 
-from skyt1 import report_demo
+from skyt1.engines import is_loopback
 from skyt1.phases import NAMES as PHASES
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.report_assets import svg
 from skyt1.report_assets.style import CSS
-from skyt1.store import PhaseDir, RunDir, canonical_digest
+from skyt1.store import PhaseDir, RunDir, StoreError, canonical_digest
 
 NAME = "report"
 PIPELINE = tuple(p for p in PHASES if p != NAME)
 REJECT_STREAMS = ("rejected", "quarantine", "removed")
 RECORD_STREAMS = ("records", *REJECT_STREAMS)
 REJECT_KEYS = ("rejected", "rejected_by_reason", "removed")  # manifest counts holding {reason: n}
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
 # ------------------------------------------------------------------------------------------- collecting
@@ -75,7 +74,7 @@ class ReportData:
     eval_rows: list[dict]
     eval_skipped: dict[str, str]
     eval_config: dict
-    effect: list = field(default_factory=list)  # skyt1.report_demo sections (base vs trained, ...)
+    effect: list = field(default_factory=list)  # skyt1.report_demo sections: what the recipe did (base vs trained)
 
 
 def _flat_counts(counts: dict, prefix: str = "") -> list[tuple[str, Any]]:
@@ -229,7 +228,7 @@ def _standins(configs: dict[str, Any]) -> list[str]:
             here = ".".join((() if where == "recipe" else (where,)) + path)
             notes = []
             base_url = node.get("base_url")
-            if isinstance(base_url, str) and (urlparse(base_url).hostname or "") in LOOPBACK:
+            if isinstance(base_url, str) and is_loopback(base_url):
                 notes.append(f"a local OpenAI-compatible server at {base_url} (model {node.get('model', '?')!r}) "
                              "stood in for the OpenAI API (GPT-4o-mini in the published recipe)")
             if node.get("backend") == "hf":
@@ -267,6 +266,7 @@ def _find_recipe(run: RunDir, recipe: Recipe | None) -> tuple[dict | None, str |
 
 
 def collect(run: RunDir, recipe: Recipe | None = None) -> ReportData:
+    from skyt1 import report_demo  # it builds its sections from the block types below
     infos = {name: _phase_info(run, name) for name in PIPELINE}
     recipe_dump, digest = _find_recipe(run, recipe)
     if recipe is None and recipe_dump is not None:
@@ -296,7 +296,58 @@ def collect(run: RunDir, recipe: Recipe | None = None) -> ReportData:
     )
 
 
-# ------------------------------------------------------------------------------------------- rendering
+# ------------------------------------------------------------------------------------------- sections
+# The report is a list of sections, each a list of blocks; the Markdown and the HTML renderer walk the same
+# sections, so a new section is written once (`sections()`), and each renderer knows only the block kinds.
+
+
+@dataclass
+class Cell:
+    text: str
+    css: str = ""  # HTML class of the cell's text
+
+
+@dataclass
+class Text:
+    text: str
+    missing: bool = False  # "not run" notes: italic in Markdown, greyed in HTML
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+    missing: bool = False
+    boxed: bool = False  # a highlighted box in HTML (the stand-ins)
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str | Cell]]
+    numeric: frozenset[int] = frozenset()  # right-aligned columns (HTML)
+
+
+@dataclass
+class Chart:
+    svg: str  # HTML only: Markdown shows the numbers next to it
+
+
+@dataclass
+class Code:
+    text: str
+    summary: str | None = None  # HTML: a collapsed <details> with this summary; Markdown: a caption
+    lang: str = "json"
+    html_only: bool = False
+
+
+Block = Text | Bullets | Table | Chart | Code
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    blocks: list[Block]
 
 
 def _num(v: Any) -> str:
@@ -352,16 +403,131 @@ def _no_standins(data: ReportData) -> str:
     return "None recorded: the phases that ran used the components the recipe names."
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _stat_line(values: list[int]) -> str:
     s = sorted(values)
     return (f"{len(s):,} rows, min {s[0]:,}, median {s[len(s) // 2]:,}, mean {sum(s) / len(s):,.1f}, "
             f"max {s[-1]:,}")
+
+
+def _standins_section(data: ReportData) -> Section:
+    if data.standins:
+        return Section("standins", "Local stand-ins", [
+            Text("This run used local stand-ins; its numbers do not measure the published recipe:"),
+            Bullets(data.standins, boxed=True)])
+    return Section("standins", "Local stand-ins", [Text(_no_standins(data))])
+
+
+def _phases_section(data: ReportData) -> Section:
+    rows = [[p.name, Cell(p.status, f"status-{p.status.replace(' ', '-')}"), *_count_columns(p),
+             _secs(p.wall_time_s), _usd(p.cost_usd)] for p in data.phases]
+    return Section("phases", "Phases", [Table(COUNT_HEADER, rows, frozenset({2, 3, 4, 6, 7}))])
+
+
+def _rejections_section(data: ReportData) -> Section:
+    rej = [(p.name, reason, n) for p in data.phases for reason, n in sorted(p.rejections.items())]
+    if not rej:
+        return Section("rejections", "Rejections by reason", [Text("No rejections recorded.", missing=True)])
+    return Section("rejections", "Rejections by reason", [
+        Chart(svg.hbars([(f"{ph}: {reason}", n) for ph, reason, n in rej], "Rejected records by reason")),
+        Table(["phase", "reason", "records"], [[a, b, _num(c)] for a, b, c in rej], frozenset({2}))])
+
+
+def _tokens_section(data: ReportData) -> Section:
+    if not data.token_lengths:
+        return Section("tokens", "Token lengths", [Text("No token lengths recorded (distill not run).", missing=True)])
+    stats = [f"{name}: {_stat_line(vals)}" for name, vals in data.token_lengths.items()]
+    charts = [Chart(svg.histogram(vals, f"Histogram: {name}", "tokens")) for name, vals in data.token_lengths.items()]
+    return Section("tokens", "Token lengths", [Bullets(stats + data.token_notes), *charts])
+
+
+def _loss_section(data: ReportData) -> Section:
+    if not data.loss:
+        return Section("loss", "Training loss", [Text("Training not run.", missing=True)])
+    first, last = data.loss[0], data.loss[-1]
+    return Section("loss", "Training loss", [
+        Text(f"{len(data.loss)} logged steps; loss {first[1]:.4f} at step {first[0]:g} -> "
+             f"{last[1]:.4f} at step {last[0]:g}."),
+        Chart(svg.line_chart(data.loss, "Training loss by step", "step", "loss"))])
+
+
+def _eval_section(data: ReportData) -> Section:
+    blocks: list[Block] = []
+    if data.eval_rows:
+        blocks.append(Chart(svg.error_bars([(r["benchmark"], r["accuracy"], r["stderr"]) for r in data.eval_rows],
+                                           "Accuracy by benchmark (± stderr)", "accuracy (%)")))
+        blocks.append(Table(
+            ["benchmark", "accuracy (%)", "± stderr", "samples/problem", "problems", "pass@k"],
+            [[r["benchmark"], f"{r['accuracy']:.1f}", f"{r['stderr']:.1f}", _num(r["n"]), _num(r["problems"]),
+              ", ".join(f"{k}={v:.3g}" for k, v in r["pass_at_k"].items()) or "-"] for r in data.eval_rows],
+            frozenset({1, 2, 3, 4})))
+    elif not data.eval_skipped:
+        blocks.append(Text("Evaluation not run.", missing=True))
+    if data.eval_skipped:
+        blocks.append(Bullets([f"{name}: skipped ({why})" for name, why in data.eval_skipped.items()], missing=True))
+    return Section("eval", "Evaluation", blocks)
+
+
+def _prompts_section(data: ReportData) -> Section:
+    """Which prompt (id and version) each phase sent, from its manifest."""
+    rows = [[p.name, pid, version] for p in data.phases if p.manifest
+            for pid, version in sorted((p.manifest.get("prompts") or {}).items())]
+    if not rows:
+        return Section("prompts", "Prompts", [Text("No prompt versions recorded.", missing=True)])
+    return Section("prompts", "Prompts", [
+        Text("The prompt templates each phase sent (skyt1/data/prompts.py), with the version (hash) of their "
+             "exact text:"),
+        Table(["phase", "prompt", "version"], rows)])
+
+
+def _config_section(data: ReportData) -> Section:
+    done = [p for p in data.phases if p.manifest]
+    blocks: list[Block] = [Bullets([
+        f"{p.name}: recipe digest {p.manifest.get('recipe_digest', '-')}, inputs "
+        f"{json.dumps(p.manifest.get('inputs', {}), sort_keys=True)}, counts {json.dumps(p.counts, sort_keys=True)}"
+        for p in done])] if done else []
+    for p in done:
+        body = {k: p.manifest.get(k) for k in ("recipe_digest", "inputs", "outputs", "counts", "config", "versions")}
+        blocks.append(Code(json.dumps(body, indent=2, sort_keys=True),
+                           f"{p.name}: recipe digest {p.manifest.get('recipe_digest', '-')}", html_only=True))
+    if data.eval_config:
+        blocks.append(Code(json.dumps(data.eval_config, indent=2, sort_keys=True), "Evaluation configuration",
+                           html_only=True))
+    if data.recipe:
+        blocks.append(Code(json.dumps(data.recipe, indent=2, sort_keys=True), "Resolved recipe"))
+    versions = next((p.manifest.get("versions") for p in done), None)
+    if versions:
+        blocks.append(Text("Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))))
+    return Section("config", "Configuration", blocks)
+
+
+SECTIONS = (_standins_section, _phases_section, _rejections_section, _tokens_section, _loss_section, _eval_section,
+            _prompts_section, _config_section)
+
+
+def sections(data: ReportData) -> list[Section]:
+    """Stand-ins first, then what the recipe did (runs that evaluated the base model too), then the rest."""
+    made = [make(data) for make in SECTIONS]
+    return made[:1] + data.effect + made[1:]
+
+
+# ------------------------------------------------------------------------------------------- rendering
+
+
+def _md_cell(c: str | Cell) -> str:
+    return (c.text if isinstance(c, Cell) else c).replace("|", "\\|")
+
+
+def _md_block(b: Block) -> list[str]:
+    if isinstance(b, Text):
+        return [f"_{b.text}_" if b.missing else b.text]
+    if isinstance(b, Bullets):
+        return [f"- {item}" for item in b.items]
+    if isinstance(b, Table):
+        lines = ["| " + " | ".join(b.header) + " |", "|" + "---|" * len(b.header)]
+        return lines + ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+    if isinstance(b, Code) and not b.html_only:
+        return ([f"{b.summary}:", ""] if b.summary else []) + [f"```{b.lang}", b.text, "```"]
+    return []  # charts and HTML-only details
 
 
 def render_markdown(data: ReportData) -> str:
@@ -370,65 +536,38 @@ def render_markdown(data: ReportData) -> str:
     out.append(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(data.generated_at))}. "
                f"Recipe: {data.recipe.get('name') if data.recipe else 'unknown'} "
                f"(digest {data.recipe_digest or '-'}). Total wall time {_secs(wall)}, total cost {_usd(cost)}.")
-    out += ["", "## Local stand-ins", ""]
-    if data.standins:
-        out.append("This run used local stand-ins; its numbers do not measure the published recipe:")
-        out += [f"- {s}" for s in data.standins]
-    else:
-        out.append(_no_standins(data))
-    if data.effect:
-        out += ["", report_demo.markdown(data.effect)]
-    out += ["", "## Phases", ""]
-    rows = [[p.name, p.status, *_count_columns(p), _secs(p.wall_time_s), _usd(p.cost_usd)] for p in data.phases]
-    out.append(_md_table(COUNT_HEADER, rows))
-    out += ["", "## Rejections by reason", ""]
-    rej = [[p.name, reason, _num(n)] for p in data.phases for reason, n in sorted(p.rejections.items())]
-    out.append(_md_table(["phase", "reason", "records"], rej) if rej else "_No rejections recorded._")
-    out += ["", "## Token lengths", ""]
-    if data.token_lengths:
-        out += [f"- {name}: {_stat_line(vals)}" for name, vals in data.token_lengths.items()]
-        out += [f"- {note}" for note in data.token_notes]
-    else:
-        out.append("_No token lengths recorded (distill not run)._")
-    out += ["", "## Training loss", ""]
-    if data.loss:
-        first, last = data.loss[0], data.loss[-1]
-        out.append(f"{len(data.loss)} logged steps; loss {first[1]:.4f} at step {first[0]:g} -> "
-                   f"{last[1]:.4f} at step {last[0]:g}.")
-    else:
-        out.append("_Training not run._")
-    out += ["", "## Evaluation", ""]
-    if data.eval_rows:
-        out.append(_md_table(
-            ["benchmark", "accuracy (%)", "± stderr", "samples/problem", "problems"],
-            [[r["benchmark"], f"{r['accuracy']:.1f}", f"{r['stderr']:.1f}", _num(r["n"]), _num(r["problems"])]
-             for r in data.eval_rows],
-        ))
-    elif not data.eval_skipped:
-        out.append("_Evaluation not run._")
-    for name, why in data.eval_skipped.items():
-        out.append(f"- {name}: skipped ({why})")
-    out += ["", "## Configuration", ""]
-    for p in data.phases:
-        if p.manifest:
-            out.append(f"- {p.name}: recipe digest {p.manifest.get('recipe_digest', '-')}, "
-                       f"inputs {json.dumps(p.manifest.get('inputs', {}), sort_keys=True)}, "
-                       f"counts {json.dumps(p.counts, sort_keys=True)}")
-    if data.recipe:
-        out += ["", "Resolved recipe:", "", "```json", json.dumps(data.recipe, indent=2, sort_keys=True), "```"]
-    versions = next((p.manifest.get("versions") for p in data.phases if p.manifest), None)
-    if versions:
-        out += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+    for section in sections(data):
+        out += ["", f"## {section.title}"]
+        for block in section.blocks:
+            lines = _md_block(block)
+            if lines:
+                out += ["", *lines]
     return "\n".join(out) + "\n"
 
 
-def _html_table(header: list[str], rows: list[list[str]], num_cols: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f'<td{" class=num" if i in num_cols else ""}>{c}</td>' for i, c in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _html_cell(c: str | Cell) -> str:
+    if isinstance(c, Cell):
+        return f'<span class="{escape(c.css)}">{escape(c.text)}</span>' if c.css else escape(c.text)
+    return escape(c)
+
+
+def _html_block(b: Block) -> str:
+    missing = ' class="missing"'
+    if isinstance(b, Text):
+        return f"<p{missing if b.missing else ''}>{escape(b.text)}</p>"
+    if isinstance(b, Bullets):
+        items = "".join(f"<li{missing if b.missing else ''}>{escape(i)}</li>" for i in b.items)
+        return f'<div class="standins"><ul>{items}</ul></div>' if b.boxed else f"<ul>{items}</ul>"
+    if isinstance(b, Table):
+        head = "".join(f"<th>{escape(h)}</th>" for h in b.header)
+        body = "".join("<tr>" + "".join(f'<td{" class=num" if i in b.numeric else ""}>{_html_cell(c)}</td>'
+                                        for i, c in enumerate(row)) + "</tr>" for row in b.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if isinstance(b, Chart):
+        return b.svg
+    if isinstance(b, Code):
+        return f"<details><summary>{escape(b.summary or '')}</summary><pre>{escape(b.text)}</pre></details>"
+    raise TypeError(f"unknown report block {b!r}")
 
 
 def render_html(data: ReportData) -> str:
@@ -439,78 +578,9 @@ def render_html(data: ReportData) -> str:
              f"<b>{e(str(data.recipe.get('name')) if data.recipe else 'unknown')}</b> (digest "
              f"<code>{e(data.recipe_digest or '-')}</code>) &middot; total wall time {e(_secs(wall))} &middot; "
              f"total cost {e(_usd(cost))}</p>"]
-
-    parts.append('<h2 id="standins">Local stand-ins</h2>')
-    if data.standins:
-        items = "".join(f"<li>{e(s)}</li>" for s in data.standins)
-        parts.append('<div class="standins"><p>This run used local stand-ins; its numbers do not measure the '
-                     f"published recipe:</p><ul>{items}</ul></div>")
-    else:
-        parts.append(f"<p>{e(_no_standins(data))}</p>")
-    if data.effect:
-        parts.append(report_demo.html(data.effect))
-
-    parts.append('<h2 id="phases">Phases</h2>')
-    rows = [[e(p.name), f'<span class="status-{p.status.replace(" ", "-")}">{e(p.status)}</span>',
-             *(e(c) for c in _count_columns(p)), e(_secs(p.wall_time_s)), e(_usd(p.cost_usd))] for p in data.phases]
-    parts.append(_html_table(COUNT_HEADER, rows, {2, 3, 4, 6, 7}))
-
-    parts.append('<h2 id="rejections">Rejections by reason</h2>')
-    rej = [(p.name, reason, n) for p in data.phases for reason, n in sorted(p.rejections.items())]
-    if rej:
-        parts.append(svg.hbars([(f"{ph}: {reason}", n) for ph, reason, n in rej], "Rejected records by reason"))
-        parts.append(_html_table(["phase", "reason", "records"], [[e(a), e(b), _num(c)] for a, b, c in rej], {2}))
-    else:
-        parts.append('<p class="missing">No rejections recorded.</p>')
-
-    parts.append('<h2 id="tokens">Token lengths</h2>')
-    if data.token_lengths:
-        for name, vals in data.token_lengths.items():
-            parts.append(f"<h3>{e(name)}</h3><p>{e(_stat_line(vals))}</p>")
-            parts.append(svg.histogram(vals, f"Histogram: {name}", "tokens"))
-        parts += [f"<p>{e(note)}</p>" for note in data.token_notes]
-    else:
-        parts.append('<p class="missing">No token lengths recorded (distill not run).</p>')
-
-    parts.append('<h2 id="loss">Training loss</h2>')
-    if data.loss:
-        first, last = data.loss[0], data.loss[-1]
-        parts.append(f"<p>{len(data.loss)} logged steps; loss {first[1]:.4f} at step {first[0]:g} &rarr; "
-                     f"{last[1]:.4f} at step {last[0]:g}.</p>")
-        parts.append(svg.line_chart(data.loss, "Training loss by step", "step", "loss"))
-    else:
-        parts.append('<p class="missing">Training not run.</p>')
-
-    parts.append('<h2 id="eval">Evaluation</h2>')
-    if data.eval_rows:
-        parts.append(svg.error_bars([(r["benchmark"], r["accuracy"], r["stderr"]) for r in data.eval_rows],
-                                    "Accuracy by benchmark (± stderr)", "accuracy (%)"))
-        parts.append(_html_table(
-            ["benchmark", "accuracy (%)", "± stderr", "samples/problem", "problems", "pass@k"],
-            [[e(r["benchmark"]), f"{r['accuracy']:.1f}", f"{r['stderr']:.1f}", _num(r["n"]), _num(r["problems"]),
-              e(", ".join(f"{k}={v:.3g}" for k, v in r["pass_at_k"].items()) or "-")] for r in data.eval_rows],
-            {1, 2, 3, 4},
-        ))
-    elif not data.eval_skipped:
-        parts.append('<p class="missing">Evaluation not run.</p>')
-    if data.eval_skipped:
-        parts.append("<ul>" + "".join(f'<li class="missing">{e(name)}: skipped ({e(why)})</li>'
-                                      for name, why in data.eval_skipped.items()) + "</ul>")
-
-    parts.append('<h2 id="config">Configuration</h2>')
-    for p in data.phases:
-        if p.manifest:
-            body = {k: p.manifest.get(k) for k in ("recipe_digest", "inputs", "outputs", "counts", "config",
-                                                   "versions")}
-            parts.append(f"<details><summary>{e(p.name)}: recipe digest "
-                         f"<code>{e(str(p.manifest.get('recipe_digest', '-')))}</code></summary>"
-                         f"<pre>{e(json.dumps(body, indent=2, sort_keys=True))}</pre></details>")
-    if data.eval_config:
-        parts.append("<details><summary>Evaluation configuration</summary>"
-                     f"<pre>{e(json.dumps(data.eval_config, indent=2, sort_keys=True))}</pre></details>")
-    if data.recipe:
-        parts.append("<details><summary>Resolved recipe</summary>"
-                     f"<pre>{e(json.dumps(data.recipe, indent=2, sort_keys=True))}</pre></details>")
+    for section in sections(data):
+        parts.append(f'<h2 id="{section.id}">{e(section.title)}</h2>')
+        parts += [_html_block(b) for b in section.blocks]
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>skyt1 report: {e(data.uri)}'
             f'</title><meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -522,6 +592,9 @@ def render_html(data: ReportData) -> str:
 
 def write_report(run: RunDir, recipe: Recipe | None = None) -> ReportData:
     """Render both report files into RUN/report/ and return what they were drawn from."""
+    if not run.exists():
+        raise StoreError(f"{run.uri}: no such run directory (no phase has written anything there); check the "
+                         "path, or run a phase first")
     data = collect(run, recipe)
     ph = run.phase(NAME)
     if recipe is not None:
@@ -535,27 +608,17 @@ def _upstream_inputs(run: RunDir) -> dict[str, str]:
     return {name: canonical_digest(m) for name in PIPELINE if (m := run.phase(name).manifest()) is not None}
 
 
-def config_digest(recipe: Recipe) -> str:
-    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe.digest()
-
-
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, **_opts: Any) -> dict:
-    """The report phase: redone whenever any upstream manifest changed."""
-    ph = run.phase(NAME)
-    digest = config_digest(recipe)
-    inputs = _upstream_inputs(run)
-    if not force and ph.is_complete(digest, inputs):
-        return ph.manifest()
-    started = time.time()
-    data = write_report(run, recipe)
-    counts = Counter(p.status for p in data.phases)
-    return ph.write_manifest(
-        recipe_digest=digest,
-        inputs=inputs,
+    """The report phase: redone whenever any upstream manifest (or anything in the recipe) changed."""
+    return run_phase(NAME, recipe, run, _report, force=force, needs=(), inputs=_upstream_inputs(run))
+
+
+def _report(p: PhaseRun) -> dict:
+    data = write_report(p.run, p.recipe)
+    counts = Counter(info.status for info in data.phases)
+    return p.finish(
         counts={"phases_complete": counts["complete"], "phases_incomplete": counts["incomplete"],
                 "phases_not_run": counts["not run"], "standins": len(data.standins)},
-        started_at=started,
-        outputs={name: canonical_digest(ph.read_text(name)) for name in ("report.md", "report.html")},
+        outputs={name: canonical_digest(p.dir.read_text(name)) for name in ("report.md", "report.html")},
         config={"files": ["report.md", "report.html"]},
     )

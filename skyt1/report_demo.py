@@ -3,40 +3,23 @@
 kept and threw away (answers boxed, stated in prose, or missing; right or wrong), example traces before and
 after reformatting, and the CPU time each phase cost.
 
-Sections are data (`Section`), rendered by `markdown()` and `html()` alike, so the two reports never differ.
+Sections are the report's own (`skyt1.report.Section` of blocks), so Markdown and HTML show the same thing.
 """
 
 from __future__ import annotations
 
-import html as _html
 import json
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from skyt1.report import Chart, Code, Section, Table, Text
 from skyt1.report_assets import svg
 from skyt1.store import RunDir
 
 BASE_EVAL = "base_eval"
-CPU_FILE = "demo/cpu.json"  # written by skyt1.demo: CPU and wall seconds per phase
+CPU_FILE = "demo/cpu.json"  # written by skyt1.demo: CPU and wall seconds per step
 EXAMPLE_CHARS = 700
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
-class Section:
-    title: str
-    anchor: str
-    paragraphs: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    bars: list[tuple[str, float, float]] = field(default_factory=list)  # label, accuracy %, stderr %
-    examples: list[tuple[str, str, str]] = field(default_factory=list)  # title, before, after
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -106,29 +89,27 @@ def effect_section(run: RunDir) -> Section | None:
     benchmarks = [name for name in base_all if name in trained_all]
     if not benchmarks:
         return None
-    sec = Section("What the recipe did: base model against trained model", "effect")
-    rows, bars = [], []
+    blocks, rows, bars = [], [], []
     for name in benchmarks:
         c = compare(base_all[name], trained_all[name])
         (ba, bs, bn), (ta, ts, _), (da, ds, _) = c["base"], c["trained"], c["diff"]
-        verdict = "yes" if c["z"] > 2 else "no"
         rows.append([name, f"{_pct(ba)} ± {_pct(bs)}", f"{_pct(ta)} ± {_pct(ts)}", f"{100 * da:+.1f} ± {_pct(ds)}",
-                     f"{c['z']:.1f}", verdict, str(bn)])
+                     f"{c['z']:.1f}", "yes" if c["z"] > 2 else "no", str(bn)])
         bars += [(f"{name} base", 100 * ba, 100 * bs), (f"{name} trained", 100 * ta, 100 * ts)]
-        sec.paragraphs.append(
+        blocks.append(Text(
             f"{name}: the untrained base model scores {_pct(ba)}% ± {_pct(bs)}, the trained student "
             f"{_pct(ta)}% ± {_pct(ts)} ({bn} held-out problems, none of them a training question; same prompt, "
             f"sampling and scorer). The difference, {100 * da:+.1f} points, is {c['z']:.1f} standard errors of "
-            f"the paired difference{' (more than two: the training helped)' if c['z'] > 2 else ' (not more than two)'}.")
+            f"the paired difference{' (more than two: the training helped)' if c['z'] > 2 else ' (not more than two)'}."))
         where_b, where_t = _where_answers_were(base_all[name]), _where_answers_were(trained_all[name])
         if (set(where_b) | set(where_t)) - {"-"}:
             rules = sorted(set(where_b) | set(where_t))
-            sec.tables.append(Table([f"{name}: where the scorer found the answer", "base", "trained"],
-                                    [[r, str(where_b[r]), str(where_t[r])] for r in rules]))
-    sec.tables.insert(0, Table(["benchmark", "base acc. (%)", "trained acc. (%)", "difference (points)",
-                                "z", "> 2 SE", "problems"], rows))
-    sec.bars = bars
-    return sec
+            blocks.append(Table([f"{name}: where the scorer found the answer", "base", "trained"],
+                                [[r, str(where_b[r]), str(where_t[r])] for r in rules], frozenset({1, 2})))
+    table = Table(["benchmark", "base acc. (%)", "trained acc. (%)", "difference (points)", "z", "> 2 SE",
+                   "problems"], rows, frozenset({4, 6}))
+    chart = Chart(svg.error_bars(bars, "Accuracy, base vs trained (± stderr)", "accuracy (%)"))
+    return Section("effect", "What the recipe did: base model against trained model", [chart, table, *blocks])
 
 
 def rejection_section(run: RunDir) -> Section | None:
@@ -152,16 +133,14 @@ def rejection_section(run: RunDir) -> Section | None:
     total = len(rules)
     prose_right = table[(label["prose"], "kept (right)")]
     right = sum(table[(w, "kept (right)")] for w in label.values())
-    sec = Section("What rejection sampling kept", "kept")
-    sec.paragraphs.append(
+    return Section("kept", "What rejection sampling kept", [Text(
         f"{total} teacher samples. {right} had the right final answer and were kept"
         + (f"; {prose_right} of those stated it only in prose, so without reformatting (which moves the stated "
            "answer into a \\boxed{} solution section) they would have been lost, as QwQ's traces were before "
            "Sky-T1 reformatted them" if prose_right else "")
         + f". {sum(table[(w, 'rejected (wrong)')] for w in label.values())} gave a wrong answer and "
-        f"{sum(table[(w, 'rejected (no answer)')] for w in label.values())} none.")
-    sec.tables.append(Table(["final answer of the sample", *outcomes, "samples"], rows))
-    return sec
+        f"{sum(table[(w, 'rejected (no answer)')] for w in label.values())} none."),
+        Table(["final answer of the sample", *outcomes, "samples"], rows, frozenset({1, 2, 3, 4}))])
 
 
 def _clip(text: str) -> str:
@@ -178,14 +157,15 @@ def examples_section(run: RunDir) -> Section | None:
     picks = [("kept: answer stated in prose", next((r for r in kept if r.get("answer_rule") == "prose"), None)),
              ("kept", next((r for r in kept if r.get("answer_rule") != "prose"), None)),
              ("rejected: wrong answer", wrong[0] if wrong else None)]
-    sec = Section("Example traces before and after reformatting", "examples")
+    blocks = []
     for title, r in picks:
         if r is None:
             continue
         verdict = r.get("verdict") or {}
-        sec.examples.append((f"{title} ({r['id']}; reference {r.get('reference')}, read "
-                             f"{verdict.get('extracted')!r})", _clip(r.get("response") or ""), _clip(r["trace"])))
-    return sec if sec.examples else None
+        caption = f"{title} ({r['id']}; reference {r.get('reference')}, read {verdict.get('extracted')!r})"
+        blocks += [Code(_clip(r.get("response") or ""), f"{caption}: teacher sample", lang="text"),
+                   Code(_clip(r["trace"]), f"{caption}: after reformat", lang="text")]
+    return Section("examples", "Example traces before and after reformatting", blocks) if blocks else None
 
 
 def cpu_section(run: RunDir) -> Section | None:
@@ -196,56 +176,17 @@ def cpu_section(run: RunDir) -> Section | None:
         cpu = json.loads(path.read_text())
     except ValueError:
         return None
-    sec = Section("Cost in CPU time", "cpu")
-    rows = [[name, f"{v['cpu_s']:.0f}", f"{v['wall_s']:.0f}"] for name, v in cpu.get("phases", {}).items()]
-    total_cpu = sum(v["cpu_s"] for v in cpu.get("phases", {}).values())
-    total_wall = sum(v["wall_s"] for v in cpu.get("phases", {}).values())
-    rows.append(["total", f"{total_cpu:.0f}", f"{total_wall:.0f}"])
-    sec.tables.append(Table(["step", "CPU seconds (all processes)", "wall seconds"], rows))
-    sec.paragraphs.append(f"Measured on {cpu.get('cpus', '?')} CPU cores. CPU seconds count skyt1 and every "
-                          "process it started (vLLM's server, LlamaFactory, scorers); the figures are from this "
-                          "run, on this machine, under whatever else it was doing.")
-    return sec
+    steps = cpu.get("phases", {})
+    rows = [[name, f"{v['cpu_s']:.0f}", f"{v['wall_s']:.0f}"] for name, v in steps.items()]
+    rows.append(["total", f"{sum(v['cpu_s'] for v in steps.values()):.0f}",
+                 f"{sum(v['wall_s'] for v in steps.values()):.0f}"])
+    return Section("cpu", "Cost in CPU time", [
+        Table(["step", "CPU seconds (all processes)", "wall seconds"], rows, frozenset({1, 2})),
+        Text(f"Measured on {cpu.get('cpus', '?')} CPU cores. CPU seconds count skyt1 and every process it started "
+             "(vLLM's server, LlamaFactory, scorers); the figures are from this run, on this machine, under "
+             "whatever else it was doing.")])
 
 
 def collect(run: RunDir) -> list[Section]:
     """The sections this run can show (none for a run without a base-model evaluation or demo records)."""
     return [s for s in (effect_section(run), rejection_section(run), examples_section(run), cpu_section(run)) if s]
-
-
-# ------------------------------------------------------------------------------------------- rendering
-
-
-def _md_table(t: Table) -> str:
-    lines = ["| " + " | ".join(t.header) + " |", "|" + "---|" * len(t.header)]
-    return "\n".join(lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in t.rows])
-
-
-def markdown(sections: list[Section]) -> str:
-    out = []
-    for s in sections:
-        out.append(f"## {s.title}\n")
-        out += [p + "\n" for p in s.paragraphs]
-        out += [_md_table(t) + "\n" for t in s.tables]
-        for title, before, after in s.examples:
-            out.append(f"**{title}**\n\nTeacher sample:\n\n```text\n{before}\n```\n\nAfter reformat:\n\n"
-                       f"```text\n{after}\n```\n")
-    return "\n".join(out)
-
-
-def html(sections: list[Section]) -> str:
-    e = _html.escape
-    out = []
-    for s in sections:
-        out.append(f'<h2 id="{e(s.anchor)}">{e(s.title)}</h2>')
-        out += [f"<p>{e(p)}</p>" for p in s.paragraphs]
-        if s.bars:
-            out.append(svg.error_bars(s.bars, "Accuracy, base vs trained (± stderr)", "accuracy (%)"))
-        for t in s.tables:
-            out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr></thead><tbody>"
-                       + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows)
-                       + "</tbody></table>")
-        for title, before, after in s.examples:
-            out.append(f"<details open><summary>{e(title)}</summary><p>Teacher sample:</p><pre>{e(before)}</pre>"
-                       f"<p>After reformat:</p><pre>{e(after)}</pre></details>")
-    return "\n".join(out)

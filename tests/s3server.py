@@ -1,8 +1,8 @@
 """S3-compatible servers on loopback for tests: moto's standalone server and a fault-injecting proxy.
 
 `MotoServer` runs moto's real HTTP server in a thread on 127.0.0.1. `FaultProxy` sits in front of it and,
-for a chosen set of requests, answers 500 InternalError, 503 ServiceUnavailable, 503 SlowDown or resets
-the connection instead of forwarding; every other request is forwarded unchanged (Host header included, so
+for a chosen set of requests, answers 500 InternalError, 503 ServiceUnavailable, 503 SlowDown, resets the
+connection, or hangs (reads the request and never answers) instead of forwarding; every other request is forwarded unchanged (Host header included, so
 signatures still match).
 """
 
@@ -16,7 +16,8 @@ import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = ("500", "503", "slowdown", "reset")
+FAULTS = ("500", "503", "slowdown", "reset", "hang")
+TRANSIENT = FAULTS[:4]  # the faults injected by default (a hang waits for the client's timeout)
 _ERROR_XML = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "ServiceUnavailable", "Service is unable to handle request."),
@@ -57,7 +58,7 @@ class FaultProxy:
     Counters `requests` and `injected` say what happened.
     """
 
-    def __init__(self, upstream: str, *, modes: tuple[str, ...] = FAULTS, first: int = 0,
+    def __init__(self, upstream: str, *, modes: tuple[str, ...] = TRANSIENT, first: int = 0,
                  fraction: float = 0.0, always: bool = False, seed: int = 0) -> None:
         unknown = set(modes) - set(FAULTS)
         if unknown:
@@ -74,6 +75,7 @@ class FaultProxy:
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._stop = threading.Event()  # releases hanging requests at exit
 
     def configure(self, **kwargs) -> None:
         """Change `first`, `fraction`, `always`, `modes` or `seed` between phases of a test."""
@@ -139,6 +141,9 @@ class FaultProxy:
                 mode = proxy._next_fault()
                 if mode == "reset":
                     return self._reset()
+                if mode == "hang":  # a server that accepted the request and went silent
+                    proxy._stop.wait(120)
+                    return self._reset()
                 if mode:
                     return self._error(mode)
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
@@ -173,5 +178,6 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop.set()
         self._server.shutdown()
         self._server.server_close()

@@ -143,7 +143,8 @@ def test_show_prints_resolved_defaults():
     assert res.exit_code == 0, res.output
     shown = yaml.safe_load(res.output)
     # Fields the tiny recipe never sets appear with their defaults.
-    assert shown["filter"]["stop_at_first_failure"] is True
+    assert shown["filter"]["stop_at_first_failure"] is True and shown["filter"]["workers"] == 2
+    assert shown["prompts"] == {"user": "skyt1", "system": "sky-t1"}
     assert shown["reformat"]["api"]["api_key_env"] == "SKYT1_DEMO_KEY"
     assert shown["cost"]["train_mfu"] == 0.14 and shown["train"]["lr_scheduler_type"] == "cosine"
     assert Recipe.model_validate(shown).digest() == load_recipe(RECIPES / "tiny.yaml").digest()

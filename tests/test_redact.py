@@ -13,7 +13,8 @@ HF = "hf_" + "Zx9" * 9
 
 
 @pytest.mark.parametrize("key", ["max_tokens", "tokenizer", "api_key_env", "prompt_tokens", "token_ids",
-                                 "eos_token", "pad_token", "keys_file", "row_key", "tokens"])
+                                 "eos_token", "pad_token", "keys_file", "row_key", "tokens", "num_api_keys",
+                                 "n_api_keys", "api_key_count", "max_token"])
 def test_ordinary_keys_are_kept(key):
     assert not is_secret_key(key)
     assert redact({key: "value-123456789"}) == {key: "value-123456789"}
@@ -25,6 +26,12 @@ def test_ordinary_keys_are_kept(key):
 def test_secret_keys_are_redacted(key):
     assert is_secret_key(key)
     assert redact({key: "plain-value-123", "other": 1}) == {key: MARK, "other": 1}
+
+
+def test_counts_and_numbers_under_secret_names_are_kept():
+    # The OpenAI engine's info: how many keys it rotates is configuration, not a secret.
+    assert redact({"num_api_keys": 3, "api_keys": ["sk-" + "a" * 20], "token": 7, "password": True}) == {
+        "num_api_keys": 3, "api_keys": MARK, "token": 7, "password": True}
 
 
 def test_empty_secret_fields_stay_empty_and_structure_is_kept():

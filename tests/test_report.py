@@ -148,11 +148,17 @@ def test_missing_phases_are_not_run_and_partial_ones_incomplete(tmp_path, recipe
     assert "_Training not run._" in md and "_Evaluation not run._" in md
 
 
-def test_cli_on_an_empty_run_and_a_saved_recipe(tmp_path, synthetic_run):
+def test_cli_on_a_mistyped_path_an_empty_run_and_a_saved_recipe(tmp_path, synthetic_run):
     res = CliRunner().invoke(cli, ["report", str(tmp_path / "nothing")])
+    assert res.exit_code == 1 and "no such run directory" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "nothing").exists()  # a typo creates nothing
+
+    empty = RunDir(tmp_path / "empty")
+    empty.phase("label").write_json("_STARTED.json", {})
+    res = CliRunner().invoke(cli, ["report", empty.uri])
     assert res.exit_code == 0, res.output
-    md = (tmp_path / "nothing" / "report" / "report.md").read_text()
-    assert "Nothing has run yet" in md and md.count("| not run |") == 7
+    md = (tmp_path / "empty" / "report" / "report.md").read_text()
+    assert "Nothing has run yet" in md and md.count("| not run |") == 6
 
     res = CliRunner().invoke(cli, ["report", synthetic_run.uri, "--recipe", str(ROOT / "recipes" / "tiny.yaml")])
     assert res.exit_code == 0, res.output
@@ -215,7 +221,7 @@ def test_rendered_in_headless_chromium(synthetic_run, recipe, tmp_path):
     dom.feed(proc.stdout)
     assert dom.text["h1"] == ["skyt1 run report"]
     assert dom.text["h2"] == ["Local stand-ins", "Phases", "Rejections by reason", "Token lengths",
-                              "Training loss", "Evaluation", "Configuration"]
+                              "Training loss", "Evaluation", "Prompts", "Configuration"]
     cells = dom.text["td"]
     for shown in ("30", "42.0 s", "rows=18, steps=6", "$1.50", "wrong_answer", "12.5", "43.8", "6.2", "pass@2=0.5"):
         assert shown in cells, shown

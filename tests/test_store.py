@@ -109,7 +109,7 @@ def test_writer_flushes_complete_records_when_the_body_raises(tmp_path):
 def test_corrupt_shard_names_the_file(tmp_path):
     ph = RunDir(tmp_path).phase("p")
     ph.backend.write_bytes("p/records/part-bad.jsonl", b'{"id": "a"}\n{"id": tru')
-    with pytest.raises(StoreError, match=r"part-bad\.jsonl: corrupt shard"):
+    with pytest.raises(StoreError, match=r"part-bad\.jsonl:2: corrupt shard"):
         list(ph.records())
 
 
@@ -207,7 +207,7 @@ def test_local_write_that_fails_midway_keeps_the_old_file_and_no_temp(tmp_path, 
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(StoreError, match=r"state\.json: cannot write: No space left on device; free some disk space"):
         ph.write_json("state.json", {"v": 2})
     assert ph.read_json("state.json") == {"v": 1}
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["state.json"]

@@ -66,7 +66,8 @@ def _estimate(recipe, **kw) -> dict:
 @set_option
 @click.option("--cloud", help="Price on this cloud only (e.g. lambda, aws).")
 @click.option("--spot", is_flag=True, help="Use spot prices where the cloud sells spot (with preemption overhead).")
-@click.option("--gpu-hour-price", type=float, help="Price of one GPU-hour in USD, instead of the price table.")
+@click.option("--gpu-hour-price", type=click.FloatRange(0, min_open=True),
+              help="Price of one GPU-hour in USD, instead of the price table.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def cost(recipe_path, overrides, cloud, spot, gpu_hour_price, as_json):
     """Estimate hours, GPU-hours and dollars of every phase, per cloud, on demand and spot."""

@@ -11,17 +11,11 @@ from skyt1.cli.common import load_or_exit, phase_options
 
 
 def _run(phase: str, recipe_path: str, run_dir: str, overrides: tuple[str, ...], force: bool, **opts) -> None:
-    from skyt1.curation.common import PhaseError
-    from skyt1.data.hub import DatasetUnavailable
-    from skyt1.engines.base import EngineUnavailable
-    from skyt1.store import RunDir, StoreError
+    from skyt1.store import RunDir
 
     recipe = load_or_exit(recipe_path, overrides)
     module = importlib.import_module(f"skyt1.curation.{phase}")
-    try:
-        manifest = module.run(recipe, RunDir(run_dir), force=force, **opts)
-    except (PhaseError, DatasetUnavailable, EngineUnavailable, StoreError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    manifest = module.run(recipe, RunDir(run_dir), force=force, **opts)
     summary = {k: manifest.get(k) for k in ("phase", "counts", "cost_usd", "wall_time_s", "message") if k in manifest}
     click.echo(json.dumps(summary, indent=2, sort_keys=True))
     if manifest.get("complete") is False and "shard" not in manifest:

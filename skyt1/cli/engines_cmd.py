@@ -11,9 +11,9 @@ import click
 
 @click.command("tiny-model")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--seed", default=0, show_default=True, help="Weight seed (the tokenizer is the same for every seed).")
-@click.option("--hidden-size", default=64, show_default=True)
-@click.option("--num-layers", default=2, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Weight seed (the tokenizer is the same for every seed).")
+@click.option("--hidden-size", default=64, show_default=True, type=click.IntRange(min=8))
+@click.option("--num-layers", default=2, show_default=True, type=click.IntRange(min=1))
 def tiny_model(out_dir: str, seed: int, hidden_size: int, num_layers: int) -> None:
     """Build a tiny random Qwen2-architecture chat model in OUT_DIR (offline, seconds)."""
     from skyt1.tiny_model import build_tiny_model
@@ -36,13 +36,25 @@ def demo_model(out_dir: str, force: bool) -> None:
     click.echo(str(path))
 
 
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise click.ClickException(f"{host}:{port}: {e.strerror}; stop what uses that port, or pass another "
+                                       "--port (0 picks a free one)") from None
+
+
 @click.command("serve")
 @click.option("--model", required=True, help="Local model directory or hub id, served with the given backend.")
 @click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int, help="0 picks a free port.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--dtype", default="float32", show_default=True)
-@click.option("--batch-size", default=8, show_default=True, help="hf backend: requests generated together.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+              help="hf backend: requests generated together.")
 @click.option("--served-model-name", "served_names", multiple=True,
               help="Model names clients must ask for (repeatable); default: accept any name.")
 @click.option("--api-key-env", default=None,
@@ -61,6 +73,7 @@ def serve(model: str, backend: str, host: str, port: int, dtype: str, batch_size
         if not os.environ.get(api_key_env):
             raise click.ClickException(f"--api-key-env {api_key_env}: that environment variable is not set")
         keys = [os.environ[api_key_env]]
+    _check_port(host, port)  # before loading the model: a busy port fails at once
     engine = make_engine(EngineConfig(backend=backend, model=model, dtype=dtype, batch_size=batch_size))
     handle = start_server(engine, host=host, port=port, model_names=list(served_names) or None, api_keys=keys)
     click.echo(f"serving {model} ({backend}) at {handle.url}", err=True)

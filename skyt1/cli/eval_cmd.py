@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
+from skyt1.cli.common import force_option, load_or_exit, set_option
+
 EVAL_HELP = """Evaluate a model on benchmarks: avg@n +- standard error, pass@k, per-sample JSONL.
+
+\b
+Two forms, one evaluation:
+  skyt1 eval --recipe R --run-dir RUN [--shard I/N]      the recipe's eval section on the model RUN trained
+                                                         (the pipeline's eval phase, results in RUN/eval)
+  skyt1 eval --model M --benchmarks B [--output-dir D]   any model, every setting a flag (below)
 
 \b
 Benchmarks (comma separated): aime24 (alias aime), aime25, amc23, math500, gpqa_diamond (alias gpqa),
@@ -28,13 +37,21 @@ System prompt: the Sky-T1 prompt for Sky-T1 models, the Qwen CoT prompt for Qwen
 otherwise; --system-prompt TEXT (or @FILE, or "none") overrides it.
 
 \b
-Results in --output-dir: <benchmark>/samples.jsonl (written as samples finish), <benchmark>/summary.json,
-summary.json, summary.md. Re-running the same command resumes; --rescore re-scores existing samples.
+Results in --output-dir (or RUN/eval): <benchmark>/part-*.jsonl (samples, written as they finish),
+<benchmark>/samples.jsonl (all samples, sorted, with the summary), <benchmark>/summary.json, summary.json,
+summary.md. Re-running the same command resumes; --rescore re-scores existing samples. --shard I/N takes
+shard I of N (by problem id): N machines split one evaluation, and the one that finishes last writes the
+summaries.
 """
 
 
 @click.command("eval", help=EVAL_HELP)
-@click.option("--benchmarks", "-b", required=True, help="Comma-separated benchmark names, e.g. aime,math500,gpqa.")
+@click.option("--recipe", "-r", "recipe_path", type=click.Path(dir_okay=False),
+              help="Recipe whose eval section to run (with --run-dir).")
+@click.option("--run-dir", help="Run directory holding the trained model (with --recipe).")
+@set_option
+@force_option
+@click.option("--benchmarks", "-b", help="Comma-separated benchmark names, e.g. aime,math500,gpqa.")
 @click.option("--model", "-m", default=None, help="Hub id, local model directory, or served model name (openai).")
 @click.option("--revision", default=None, help="Model revision (commit, tag or branch) to pin.")
 @click.option("--backend", type=click.Choice(["vllm", "openai", "hf"]), default="vllm", show_default=True)
@@ -45,14 +62,15 @@ summary.json, summary.md. Re-running the same command resumes; --rescore re-scor
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first K problems per benchmark.")
 @click.option("--output-dir", "-o", default=None, help="Results folder [default: eval-results/<model name>].")
 @click.option("--data-dir", envvar="SKYT1_DATA_DIR", default=None, help="Read benchmarks from local files here.")
-@click.option("--temperature", type=float, default=0.6, show_default=True)
-@click.option("--top-p", type=float, default=0.95, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, 2), default=0.6, show_default=True)
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=32768, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; sample k uses seed + k.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Base seed; sample k uses seed + k.")
 @click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--data-parallel-size", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--dtype", default="bfloat16", show_default=True)
-@click.option("--max-model-len", type=int, default=None, help="vLLM context length.")
+@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32", "half", "float"]),
+              default="bfloat16", show_default=True)
+@click.option("--max-model-len", type=click.IntRange(min=1), default=None, help="vLLM context length.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="hf backend batch.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
               help="Requests in flight (openai backend).")
@@ -62,15 +80,35 @@ summary.json, summary.md. Re-running the same command resumes; --rescore re-scor
 @click.option("--rescore", is_flag=True, help="Re-score the samples in --output-dir; generate nothing.")
 @click.option("--skip-unavailable", is_flag=True, help="Skip (and report) benchmarks that cannot be loaded.")
 @click.option("--scoring-workers", type=click.IntRange(min=1), default=None, help="[default: all cores]")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="Code benchmarks: where bubblewrap cannot run, run programs with resource limits only "
+                   "(on a cloud node this is refused without the flag).")
+@click.option("--shard", default=None, metavar="I/N", help="Take shard I of N (0-based): N machines split the work.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_cmd(benchmarks, model, revision, backend, base_url, api_key_env, n, limit, output_dir, data_dir,
-             temperature, top_p, max_tokens, seed, tensor_parallel_size, data_parallel_size, dtype, max_model_len,
-             batch_size, concurrency, system_prompt, prompt_mode, rescore, skip_unavailable, scoring_workers,
-             quiet):
+@click.pass_context
+def eval_cmd(ctx, recipe_path, run_dir, overrides, force, benchmarks, model, revision, backend, base_url, api_key_env,
+             n, limit, output_dir, data_dir, temperature, top_p, max_tokens, seed, tensor_parallel_size,
+             data_parallel_size, dtype, max_model_len, batch_size, concurrency, system_prompt, prompt_mode, rescore,
+             skip_unavailable, scoring_workers, allow_unsandboxed, shard, quiet):
+    from skyt1.protocol import Shard
+
+    part = Shard.parse(shard)
+    if recipe_path or run_dir:
+        standalone = [f"--{p.name.replace('_', '-')}" for p in ctx.command.params
+                      if p.name in _STANDALONE and ctx.get_parameter_source(p.name).name != "DEFAULT"]
+        if not (recipe_path and run_dir):
+            raise click.UsageError("--recipe and --run-dir go together (the recipe's eval of the model in RUN)")
+        if standalone:
+            raise click.UsageError(f"{', '.join(standalone)}: with --recipe the recipe's eval section sets these; "
+                                   "change them with --set eval.<field>=VALUE")
+        return _recipe_eval(recipe_path, run_dir, overrides, force, part, quiet)
+    if overrides or force:
+        raise click.UsageError("--set and --force go with --recipe/--run-dir")
+    if not benchmarks:
+        raise click.UsageError("--benchmarks is required (or --recipe with --run-dir)")
     from skyt1.data.benchmarks import load_tasks
-    from skyt1.data.hub import DatasetUnavailable
-    from skyt1.engines import EngineUnavailable, make_engine
-    from skyt1.evaluation.runner import EvalError, Sampling, Scoring, evaluate
+    from skyt1.engines import make_engine
+    from skyt1.evaluation.runner import Sampling, Scoring, evaluate
     from skyt1.recipe import Engine as EngineConfig
 
     if model is None and not rescore:
@@ -81,29 +119,60 @@ def eval_cmd(benchmarks, model, revision, backend, base_url, api_key_env, n, lim
         output_dir = str(Path("eval-results") / Path(model.rstrip("/")).name)
     names = [b for b in benchmarks.split(",") if b.strip()]
     system = _system_prompt(system_prompt, model)
-    try:
-        tasks, skipped = load_tasks(names, data_dir=data_dir, limit=limit, prompt_mode=prompt_mode,
-                                    system_prompt=system, skip_unavailable=skip_unavailable)
-        for name, reason in skipped.items():
-            click.echo(f"skipping {name}: {reason}", err=True)
-        if not tasks:
-            raise click.ClickException("no benchmark could be loaded; nothing to evaluate")
-        sampling = Sampling(temperature, top_p, max_tokens, seed)
-        scoring = Scoring(workers=scoring_workers)
-        if rescore:
-            summary = evaluate(None, tasks, output_dir=output_dir, n=n, sampling=sampling, scoring=scoring,
-                               rescore=True, skipped=skipped, progress=not quiet)
-        else:
-            cfg = EngineConfig(backend=backend, model=model, revision=revision, dtype=dtype,
-                               tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
-                               max_model_len=max_model_len, base_url=base_url, api_key_env=api_key_env,
-                               concurrency=concurrency, batch_size=batch_size)
-            with make_engine(cfg) as engine:
-                summary = evaluate(engine, tasks, output_dir=output_dir, n=n, sampling=sampling,
-                                   scoring=scoring, skipped=skipped, progress=not quiet)
-    except (DatasetUnavailable, EngineUnavailable, EvalError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    click.echo((Path(output_dir) / "summary.md").read_text())
+    tasks, skipped = load_tasks(names, data_dir=data_dir, limit=limit, prompt_mode=prompt_mode,
+                                system_prompt=system, skip_unavailable=skip_unavailable)
+    for name, reason in skipped.items():
+        click.echo(f"skipping {name}: {reason}", err=True)
+    if not tasks:
+        raise click.ClickException("no benchmark could be loaded; nothing to evaluate")
+    sampling = Sampling(temperature, top_p, max_tokens, seed)
+    scoring = Scoring(workers=scoring_workers, allow_unsandboxed=allow_unsandboxed)
+    if rescore:
+        summary = evaluate(None, tasks, output_dir=output_dir, n=n, sampling=sampling, scoring=scoring,
+                           rescore=True, skipped=skipped, progress=not quiet)
+    else:
+        cfg = EngineConfig(backend=backend, model=model, revision=revision, dtype=dtype,
+                           tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
+                           max_model_len=max_model_len, base_url=base_url, api_key_env=api_key_env,
+                           concurrency=concurrency, batch_size=batch_size)
+        with make_engine(cfg) as engine:
+            summary = evaluate(engine, tasks, output_dir=output_dir, n=n, sampling=sampling, scoring=scoring,
+                               skipped=skipped, progress=not quiet, shard=part)
+    _report(summary, output_dir)
+
+
+_STANDALONE = {"benchmarks", "model", "revision", "backend", "base_url", "api_key_env", "n", "limit", "output_dir",
+               "data_dir", "temperature", "top_p", "max_tokens", "seed", "tensor_parallel_size",
+               "data_parallel_size", "dtype", "max_model_len", "batch_size", "concurrency", "system_prompt",
+               "prompt_mode", "rescore", "skip_unavailable", "scoring_workers", "allow_unsandboxed"}
+
+
+def _recipe_eval(recipe_path: str, run_dir: str, overrides: tuple[str, ...], force: bool, part, quiet: bool) -> None:
+    from skyt1.evaluation import phase
+    from skyt1.store import RunDir
+
+    recipe = load_or_exit(recipe_path, overrides)
+    run = RunDir(run_dir)
+    manifest = phase.run(recipe, run, force=force, progress=not quiet, shard=str(part))
+    if manifest.get("complete") is False:
+        if "shard" in manifest:
+            click.echo(manifest["message"], err=True)
+            return
+        raise click.ClickException(manifest["message"])
+    out = run.phase(phase.NAME)
+    click.echo(out.read_text("summary.md") if out.exists("summary.md") else json.dumps(manifest["counts"], indent=2))
+
+
+def _report(summary: dict, output_dir: str) -> None:
+    from skyt1.store import output_dir as open_output_dir
+
+    if "shard" in summary and not summary["complete"]:
+        if summary["missing_in_shard"]:
+            raise click.ClickException(f"shard {summary['shard']}: {summary['missing_in_shard']} sample(s) failed to "
+                                       "generate; run the same command again to generate them")
+        click.echo(f"shard {summary['shard']} done; the shard that finishes last writes the summaries", err=True)
+        return
+    click.echo(open_output_dir(output_dir).read_text("summary.md"))
     if not summary["complete"]:
         raise click.ClickException(
             f"some samples failed to generate (see {output_dir}/*/summary.json); run the same command again "

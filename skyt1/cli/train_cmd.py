@@ -18,13 +18,10 @@ def train(recipe_path: str, run_dir: str, overrides: tuple[str, ...], force: boo
     Run the same command again after a preemption: it resumes from the newest complete checkpoint.
     """
     from skyt1.store import RunDir
-    from skyt1.training.train import TrainError, run
+    from skyt1.training.train import run
 
     recipe = load_or_exit(recipe_path, overrides)
-    try:
-        manifest = run(recipe, RunDir(run_dir), force=force, progress=progress)
-    except TrainError as e:
-        raise click.ClickException(str(e)) from None
+    manifest = run(recipe, RunDir(run_dir), force=force, progress=progress)
     counts = manifest.get("counts", {})
     click.echo(json.dumps({"final_model": manifest.get("final_model"), "steps": counts.get("steps"),
                            "final_loss": manifest.get("final_loss"), "tokens_seen": counts.get("tokens_seen")}))

@@ -65,7 +65,7 @@ def matches(run: RunDir, phase: str, recipe: Recipe, rerun: set[str] = frozenset
     """A phase's manifest exists, was computed from this recipe's settings for the phase, and from what
     its upstream phases hold now (each input digest is one of the upstream manifest's output digests)."""
     m = run.phase(phase).manifest()
-    if m is None or m.get("recipe_digest") != phase_table.get(phase).load().config_digest(recipe):
+    if m is None or m.get("recipe_digest") != phase_table.get(phase).config_digest(recipe):
         return False
     for upstream, digest in (m.get("inputs") or {}).items():
         if upstream in rerun:

@@ -12,50 +12,45 @@ from __future__ import annotations
 import json
 import random
 import statistics
-import time
 from collections import Counter
 from pathlib import Path
 
-from skyt1.curation.common import clear, progress, upstream
+from skyt1.curation.common import progress
 from skyt1.curation.decontam import Decontaminator, benchmark_questions
 from skyt1.curation.dedup import NearDuplicates, normalize
-from skyt1.curation.sharegpt import as_given_trace, user_turn
+from skyt1.curation.sharegpt import as_given_trace
+from skyt1.data.prompts import system_prompt, user_turn
 from skyt1.data.sources import load_source
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.redact import redact
-from skyt1.store import RunDir
+from skyt1.store import PhaseDir, RunDir, content_digest
+from skyt1.training.config import dataset_info
 
 NAME = "assemble"
+TRAIN_FILE = "train.json"
 
 
-def sharegpt_row(system: str, user: str, trace: str) -> dict:
-    return {"system": system, "conversations": [{"from": "user", "value": user}, {"from": "assistant", "value": trace}]}
+def sharegpt_row(system: str | None, user: str, trace: str) -> dict:
+    return {"system": system or "", "conversations": [{"from": "user", "value": user},
+                                                      {"from": "assistant", "value": trace}]}
 
 
-def dataset_info(name: str, file_name: str = "train.json") -> dict:
-    return {name: {"file_name": file_name, "formatting": "sharegpt",
-                   "columns": {"messages": "conversations", "system": "system"},
-                   "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "user",
-                            "assistant_tag": "assistant"}}}
-
-
-def candidates(recipe: Recipe, run: RunDir) -> tuple[list[dict], dict[str, str], list[dict]]:
-    """Rows {id, problem_id, domain, question, user, trace, method}; input digests; quarantined rows."""
-    src_ph, src_digest = upstream(run, "filter")
-    prefix = recipe.assemble.math_user_prefix
+def candidates(recipe: Recipe, filtered: PhaseDir) -> tuple[list[dict], list[dict]]:
+    """Rows {id, problem_id, domain, question, user, trace, method} and quarantined rows."""
+    mode = recipe.prompts.user
     rows = [{"id": r["id"], "problem_id": r["problem_id"], "domain": r["domain"], "question": r["question"],
-             "user": user_turn(r, prefix), "trace": r["trace"], "method": r.get("reformat_method")}
-            for r in src_ph.records()]
-    inputs, quarantine = {"filter": src_digest}, []
+             "user": user_turn(r, mode), "trace": r["trace"], "method": r.get("reformat_method")}
+            for r in filtered.records()]
+    quarantine = []
     if recipe.assemble.science_source:
         loaded = load_source(recipe, recipe.assemble.science_source)
         quarantine += loaded.quarantine
         for p in loaded.problems:
             rows.append({"id": f"{p['id']}#given", "problem_id": p["id"], "domain": p["domain"],
-                         "question": p["question"], "user": user_turn(p, prefix),
+                         "question": p["question"], "user": user_turn(p, mode),
                          "trace": as_given_trace(p["solution"], p["domain"]), "method": "as_given"})
-        inputs["science"] = recipe.source(recipe.assemble.science_source).model_dump_json()
-    return rows, inputs, quarantine
+    return rows, quarantine
 
 
 def remove_duplicates_and_contamination(rows: list[dict], *, threshold: float, decontam: Decontaminator | None,
@@ -131,31 +126,24 @@ def length_stats(lengths: list[int], cutoff: int, method: str) -> dict:
 
 
 def build(recipe: Recipe, rows: list[dict], *, decontam: Decontaminator | None, show_progress: bool = True):
-    from skyt1.data.prompts import SKYT1_SYSTEM_PROMPT
-
     cfg = recipe.assemble
     kept, removed = remove_duplicates_and_contamination(rows, threshold=cfg.near_dup_threshold, decontam=decontam,
                                                         show_progress=show_progress)
     chosen, mixture = sample_mixture(kept, cfg.mixture, cfg.seed)
-    train = [sharegpt_row(SKYT1_SYSTEM_PROMPT, r["user"], r["trace"]) for r in chosen]
+    system = system_prompt(recipe.prompts.system)
+    train = [sharegpt_row(system, r["user"], r["trace"]) for r in chosen]
     return chosen, train, removed, mixture
 
 
-def config_digest(recipe: Recipe) -> str:
-    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe.digest("assemble", cutoff_len=recipe.train.cutoff_len, base_model=recipe.train.base_model,
-                         data_dir=recipe.eval.data_dir)
-
-
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
+    return run_phase(NAME, recipe, run, _assemble, force=force)
+
+
+def _assemble(p: PhaseRun) -> dict:
+    recipe, ph = p.recipe, p.dir
     cfg = recipe.assemble
-    rows, inputs, quarantine = candidates(recipe, run)
-    digest = config_digest(recipe)
-    ph = run.phase(NAME)
-    if not force and ph.is_complete(digest, inputs):
-        return ph.manifest()
-    clear(ph)  # every output is derived from the inputs at once; nothing to resume
-    t0 = time.time()
+    ph.clear(keep=[p.lock.name, "_STARTED.json"])  # every output is derived from the inputs at once
+    rows, quarantine = candidates(recipe, p.upstream("filter"))
     data_dir = recipe.resolve_path(recipe.eval.data_dir)
     questions, skipped = benchmark_questions(cfg.decontam_benchmarks, data_dir)
     decontam = Decontaminator(questions, cfg.decontam_ngram)
@@ -173,22 +161,14 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
         "tokens": length_stats(lengths, recipe.train.cutoff_len, method),
         "quarantine": len(quarantine),
     }
-    ph.write_text("train.json", json.dumps(redact(train), ensure_ascii=False, indent=1))
-    ph.write_json("dataset_info.json", dataset_info(cfg.dataset_name))
+    text = json.dumps(redact(train), ensure_ascii=False, indent=1)
+    ph.write_bytes(TRAIN_FILE, text.encode())
+    ph.write_json("dataset_info.json", dataset_info(cfg.dataset_name, TRAIN_FILE))
     ph.write_json("stats.json", stats)
     with ph.writer("removed", flush_every=1024) as w:
         w.write_many(removed)
-    with ph.writer("quarantine") as w:
-        w.write_many(quarantine)
+    p.quarantine(quarantine)
     counts = {"in": len(rows), "out": len(train), "rejected": stats["removed"] | {"quarantine": len(quarantine)},
               "mixture": mixture, "benchmarks_skipped": skipped}
-    return ph.write_manifest(recipe_digest=digest, inputs=inputs, counts=counts, started_at=t0,
-                             outputs={"train.json": _digest_text(ph.read_text("train.json")),
-                                      "removed": ph.output_digest("removed")},
-                             config=cfg.model_dump(mode="json") | {"cutoff_len": recipe.train.cutoff_len})
-
-
-def _digest_text(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return p.finish(counts=counts, outputs={TRAIN_FILE: content_digest(text), "removed": ph.output_digest("removed")},
+                    config=cfg.model_dump(mode="json") | {"cutoff_len": recipe.train.cutoff_len})

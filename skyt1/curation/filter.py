@@ -8,12 +8,12 @@ as reason) from it. Records without a reference or tests are quarantined.
 
 from __future__ import annotations
 
-import time
 from collections import Counter, defaultdict
 from concurrent.futures import as_completed
 
-from skyt1.curation.common import clear, progress, upstream
+from skyt1.curation.common import progress
 from skyt1.curation.sharegpt import solution_of
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.scoring.registry import verdict_of
 from skyt1.store import PhaseDir, RunDir
@@ -36,12 +36,16 @@ def _score(recipe: Recipe, ph: PhaseDir, todo: list[dict]) -> None:
     cfg = recipe.filter
     timeouts = {"math": cfg.math_timeout_s, "code": cfg.code_timeout_s}
     kinds = {target_of(r)[0] for r in todo}
-    pools = {k: ScoringPool(cfg.workers, timeouts[k], cfg.memory_mb) for k in kinds}
+    pools = {k: ScoringPool(cfg.workers, timeouts[k], cfg.memory_mb, full_run=not cfg.stop_at_first_failure,
+                            allow_unsandboxed=cfg.allow_unsandboxed) for k in kinds}
     try:
+        if "code" in pools:
+            pools["code"].code_isolation()  # a node where code may not run fails here (one line), before scoring
         futures = {}
         for rec in todo:
             kind, target = target_of(rec)
-            futures[pools[kind].submit(kind, solution_of(rec["trace"]), target)] = rec
+            futures[pools[kind].submit(kind, solution_of(rec["trace"]), target,
+                                       finish_reason=rec.get("finish_reason"))] = rec
         with ph.writer("verdicts", flush_every=64) as w:
             for fut in progress(as_completed(futures), len(futures), "filter"):
                 rec = futures[fut]
@@ -68,46 +72,38 @@ def select(verdicts: list[dict], k: int | None) -> tuple[list[dict], list[dict]]
     return keep, reject
 
 
-def config_digest(recipe: Recipe) -> str:
-    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe.digest("filter")
-
-
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
-    src_ph, src_digest = upstream(run, "reformat")
-    inputs = {"reformat": src_digest}
-    digest = config_digest(recipe)
-    ph = run.phase(NAME)
-    if not force and ph.is_complete(digest, inputs):
-        return ph.manifest()
-    if force:
-        clear(ph)
-    t0 = time.time()
+    return run_phase(NAME, recipe, run, _filter, force=force)
+
+
+def _filter(p: PhaseRun) -> dict:
+    recipe, ph, src_ph = p.recipe, p.dir, p.upstream("reformat")
     done = ph.ids("verdicts") | ph.ids("quarantine")
-    todo, n_in = [], 0
-    with ph.writer("quarantine") as qw:
-        for rec in src_ph.records():
-            n_in += 1
-            if rec["id"] in done:
-                continue
-            if target_of(rec) is None:
-                qw.write({**rec, "reason": f"{rec['domain']} record without a reference answer or tests"})
-            else:
-                todo.append(rec)
+    todo, bad, n_in = [], [], 0
+    for rec in src_ph.records():
+        n_in += 1
+        if rec["id"] in done:
+            continue
+        if target_of(rec) is None:
+            bad.append({**rec, "reason": f"{rec['domain']} record without a reference answer or tests"})
+        else:
+            todo.append(rec)
+    quarantined = p.quarantine(bad)
     if todo:
         _score(recipe, ph, todo)
     verdicts = list(ph.records("verdicts"))
     keep, reject = select(verdicts, recipe.filter.max_correct_per_problem)
     for stream in DERIVED:  # derived from verdicts: rewrite whole
-        for key in ph.backend.list(f"{ph.name}/{stream}"):
+        for key in ph.backend.list(ph.key(stream)):
             ph.backend.delete(key)
     for stream, rows in (("records", keep), ("rejected", reject)):
         with ph.writer(stream, flush_every=256) as w:
             w.write_many(rows)
-    quarantined = ph.count("quarantine")
     counts = {"in": n_in, "out": len(keep), "scored": len(verdicts),
               "rejected": dict(Counter(r["reason"] for r in reject)) | ({"quarantine": quarantined} if quarantined else {}),
               "by_domain": dict(Counter(r["domain"] for r in keep)),
-              "by_method": dict(Counter(r.get("reformat_method") for r in keep))}
-    return ph.write_manifest(recipe_digest=digest, inputs=inputs, counts=counts, started_at=t0,
-                             config=recipe.filter.model_dump(mode="json"))
+              "by_method": dict(Counter(r.get("reformat_method") for r in keep)),
+              # which sandbox ran the code, and which rule read each kept math answer
+              "isolation": dict(Counter(r["verdict"]["isolation"] for r in verdicts if r["verdict"].get("isolation"))),
+              "extraction": dict(Counter(r["verdict"]["extraction"] for r in keep if r["verdict"].get("extraction")))}
+    return p.finish(counts=counts, config=recipe.filter.model_dump(mode="json"))

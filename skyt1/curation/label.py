@@ -9,43 +9,20 @@ retries goes to the `failed` stream and is retried by the next run of the same c
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
+from functools import partial
 
-from skyt1.curation.common import (
-    api_config,
-    clear,
-    finish,
-    is_error,
-    progress,
-    sum_usage,
-    usd,
-)
+from skyt1.curation.common import api_config, is_error, progress, sum_usage, usd
+from skyt1.data import prompts
 from skyt1.data.hub import load_rows
 from skyt1.data.sources import load_source
-from skyt1.engines.base import Request, SamplingParams
+from skyt1.engines.base import Request
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.store import RunDir
 
 NAME = "label"
-
-INSTRUCTION = """You grade how hard competition mathematics problems are, using the Art of Problem Solving \
-(AoPS) difficulty scale from 1 to 10:
-1: easy middle-school contest problems (early AMC 8);
-2-3: harder AMC 8 and early AMC 10/12 problems;
-4: later AMC 10/12 problems; 5: hard AMC 12 and easy AIME problems;
-6: middle AIME problems; 7: hard AIME and easy national olympiad problems;
-8: national olympiad problems (USAMO/USAJMO); 9: hard olympiad problems (IMO level);
-10: the hardest olympiad problems, rarely solved.
-
-Read the problem and its reference solution, think briefly about which contest level it matches, and end \
-your reply with the rating in double square brackets, for example [[5]].
-
-Problem:
-{problem}
-
-Reference solution:
-{solution}"""
+INSTRUCTION = prompts.TEMPLATES["label/difficulty"]
 
 _DOUBLE = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 _SINGLE = re.compile(r"\[\s*(\d+(?:\.\d+)?)\s*\]")
@@ -99,13 +76,12 @@ def _from_published(recipe: Recipe, problems: list[dict], todo: list[dict], writ
 
 
 def _from_api(recipe: Recipe, todo: list[dict], writer, failed_writer) -> Counter:
-    from skyt1.engines import api_engine
+    from skyt1.engines import api_engine, sampling_from_api
 
     api = recipe.label.api
-    sampling = SamplingParams(temperature=api.temperature, top_p=api.top_p if api.top_p is not None else 1.0,
-                              max_tokens=api.max_tokens, seed=recipe.seed)
+    sampling = sampling_from_api(api, seed=recipe.seed)
     requests = (
-        Request(p["id"], [{"role": "user", "content": INSTRUCTION.format(problem=p["question"],
+        Request(p["id"], [{"role": "user", "content": INSTRUCTION.render(problem=p["question"],
                                                                           solution=p.get("solution") or "(none)")}],
                 sampling)
         for p in todo
@@ -127,28 +103,20 @@ def _from_api(recipe: Recipe, todo: list[dict], writer, failed_writer) -> Counte
     return counts
 
 
-def config_digest(recipe: Recipe, from_published: bool | None = None) -> str:
-    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    published = recipe.label.from_published if from_published is None else from_published
-    return recipe.digest("label", "sources", from_published=published)
-
-
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, from_published: bool | None = None) -> dict:
     published = recipe.label.from_published if from_published is None else from_published
-    digest = config_digest(recipe, published)
-    ph = run.phase(NAME)
-    if not force and ph.is_complete(digest, {}):
-        return ph.manifest()
-    if force:
-        clear(ph)
-    t0 = time.time()
+    overridden = {"from_published": published} if published != recipe.label.from_published else {}
+    return run_phase(NAME, recipe, run, partial(_label, published=published), force=force, extras=overridden)
+
+
+def _label(p: PhaseRun, published: bool) -> dict:
+    recipe = p.recipe
+    ph = p.dir
     problems, quarantine = _problems(recipe)
     done = ph.ids("records")
-    todo = [p for p in problems if p["id"] not in done]
-    with ph.writer("records", flush_every=64) as w, ph.writer("failed", flush_every=16) as fw, \
-            ph.writer("quarantine") as qw:
-        seen_q = ph.ids("quarantine")
-        qw.write_many(q for q in quarantine if q["id"] not in seen_q)
+    todo = [x for x in problems if x["id"] not in done]
+    p.quarantine(quarantine)
+    with ph.writer("records", flush_every=64) as w, ph.writer("failed", flush_every=16) as fw:
         if published:
             _from_published(recipe, problems, todo, w)
         else:
@@ -168,5 +136,4 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, from_published: boo
     cost = 0.0 if published else usd(recipe.label.api, prompt, completion)
     config = {"from_published": published, "sources": recipe.label.sources,
               "api": None if published else api_config(recipe.label.api)}
-    return finish(ph, pending=missing, what="label request(s)", recipe_digest=digest, inputs={}, counts=counts,
-                  started_at=t0, cost_usd=cost, config=config)
+    return p.finish(pending=missing, what="label request(s)", counts=counts, cost_usd=cost, config=config)

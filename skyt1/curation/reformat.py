@@ -4,11 +4,13 @@
 - `rule`: traces that already separate thinking from the answer (`<think>...</think>`) are split there (free).
 - `llm`: an OpenAI-compatible model rewrites the trace; the result must have the four markers once each and
   in order, and keep the final answer (math: the same last \\boxed{} answer as the original; code: exactly
-  one code block in the solution). Up to `max_attempts` tries; the last failure reason goes to `rejected`.
+  one code block in the solution). Up to `max_attempts` model answers per trace; the last answer's reason
+  goes to `rejected`. An API failure is not an answer: the trace goes to `failed` with the answers it got,
+  and the next run continues it.
 - `auto`: rule where `<think>` exists, else llm.
 - `answer` (math only, no model): the trace word for word as the thought; the solution is the final answer
-  the math scorer reads from it (a box, a "final answer is" statement, or, once scoring reads answers in
-  prose, those too), written as \\boxed{}. The real-model demo uses it: a 135M model cannot rewrite a trace.
+  the math scorer reads from it (a box, a "final answer is" statement, or, for a response that finished
+  normally, an "answer is" statement or the last expression), written as \\boxed{}. The real-model demo uses it: a 135M model cannot rewrite a trace.
   Records keep `answer_rule`, where the answer was found.
 Worked solutions of `reformat.as_given_sources` are converted word for word (`as_given`, id `<pid>#given`).
 """
@@ -16,53 +18,20 @@ Worked solutions of `reformat.as_given_sources` are converted word for word (`as
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 
-from skyt1.curation.common import (
-    api_config,
-    clear,
-    finish,
-    is_error,
-    progress,
-    sum_usage,
-    upstream,
-    usd,
-)
+from skyt1.curation.common import api_config, is_error, progress, sum_usage, usd
 from skyt1.curation.sharegpt import as_given_trace, code_blocks, make_trace, solution_of, structure_problem
+from skyt1.data import prompts
 from skyt1.data.sources import load_source
 from skyt1.engines.base import Request
+from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.scoring.text import last_boxed
 from skyt1.store import RunDir
 
 NAME = "reformat"
-
-INSTRUCTION = """Rewrite the worked answer below into exactly two sections, using these four markers once each:
-
-<|begin_of_thought|>
-the reasoning: keep the author's exploration, checks and corrections close to word for word, with steps \
-separated by blank lines
-<|end_of_thought|>
-
-<|begin_of_solution|>
-one clean final solution: the key steps that lead to the result, then the result itself
-<|end_of_solution|>
-
-Rules:
-- Do not solve the problem again and do not change the final result.
-{domain_rule}
-- Output only the two sections, nothing before or after them.
-
-Problem:
-{question}
-
-Worked answer to rewrite:
-{response}"""
-
-MATH_RULE = "- The solution section must end with the same final answer written as \\boxed{{...}}: {answer}"
-CODE_RULE = ("- The solution section must contain exactly one Python code block (```python ... ```), the final "
-             "program, copied unchanged from the worked answer.")
+INSTRUCTION = prompts.TEMPLATES["reformat/rewrite"]
 NO_ANSWER = "original trace has no final \\boxed{} answer"
 _THINK = re.compile(r"<think>(.*?)</think>(.*)", re.S)
 
@@ -104,16 +73,16 @@ NO_STATED_ANSWER = "trace states no final answer"
 
 
 def answer_trace(record: dict) -> tuple[str | None, str]:
-    """(trace, rule) for `answer` mode: the response as the thought, its final answer boxed as the solution.
-    The rule says where the answer was: "boxed" (already in a box) or "prose"; trace None when there is none."""
-    from skyt1.scoring.math import extract_math_answer
+    """(trace, where) for `answer` mode: the response as the thought, the final answer the math scorer reads
+    from it boxed as the solution. `where`: "boxed" (the scorer read a box), "prose" (a statement or, for a
+    response that finished normally, the last expression), "none" (trace None)."""
+    from skyt1.scoring.math import extract
 
     response = record.get("response") or ""
-    answer = extract_math_answer(response)
+    answer, rule = extract(response, finish_reason=record.get("finish_reason"))
     if answer is None:
         return None, "none"
-    rule = "boxed" if last_boxed(response) else "prose"
-    return make_trace(response, f"The final answer is $\\boxed{{{answer}}}$."), rule
+    return make_trace(response, f"The final answer is $\\boxed{{{answer}}}$."), "boxed" if rule == "boxed" else "prose"
 
 
 def _method(mode: str, record: dict) -> str:
@@ -124,12 +93,11 @@ def _method(mode: str, record: dict) -> str:
 
 def _prompt(record: dict) -> str:
     if record["domain"] == "math":
-        rule = MATH_RULE.format(answer=last_boxed(record.get("response")) or "(as in the worked answer)")
-    elif record["domain"] == "code":
-        rule = CODE_RULE
+        answer = last_boxed(record.get("response")) or "(as in the worked answer)"
+        rule = prompts.TEMPLATES["reformat/rule-math"].render(answer=answer)
     else:
-        rule = "- Keep the final answer exactly as the worked answer states it."
-    return INSTRUCTION.format(domain_rule=rule, question=record["question"], response=record["response"])
+        rule = prompts.TEMPLATES["reformat/rule-code" if record["domain"] == "code" else "reformat/rule-other"].render()
+    return INSTRUCTION.render(domain_rule=rule, question=record["question"], response=record["response"])
 
 
 def _as_given(recipe: Recipe, done: set[str]) -> tuple[list[dict], list[dict], int]:
@@ -151,61 +119,57 @@ def _as_given(recipe: Recipe, done: set[str]) -> tuple[list[dict], list[dict], i
     return out, rejected, total
 
 
-def _llm(recipe: Recipe, pending: list[dict], w, rw, fw, counts: Counter) -> None:
-    """Rewrite `pending` with the API model. A rewrite that fails validation after every attempt is rejected
-    for good; one whose last attempt was an API error goes to `failed`, which the next run retries."""
+def _llm(recipe: Recipe, pending: list[dict], answered: dict[str, int], w, rw, fw, counts: Counter) -> None:
+    """Rewrite `pending` with the API model, up to `max_attempts` model answers each (answer k is drawn
+    with seed `recipe.seed + k`, however the answers were spread over runs). A trace whose every answer was
+    invalid is rejected for good. An API failure (after the engine's retries) is not an answer: the trace
+    goes to `failed` with its answer count, and the next run of the same command continues it."""
     from skyt1.engines import api_engine, sampling_from_api
 
     cfg = recipe.reformat
     usage: dict[str, Counter] = {r["id"]: Counter() for r in pending}
-    reasons: dict[str, str] = {}
     engine = api_engine(cfg.api)
     try:
-        for attempt in range(cfg.max_attempts):
-            if not pending:
-                break
-            sampling = sampling_from_api(cfg.api, seed=recipe.seed + attempt)
+        while pending:
             by_id = {r["id"]: r for r in pending}
-            requests = (Request(r["id"], [{"role": "user", "content": _prompt(r)}], sampling) for r in pending)
+            requests = (Request(r["id"], [{"role": "user", "content": _prompt(r)}],
+                                sampling_from_api(cfg.api, seed=recipe.seed + answered.get(r["id"], 0)))
+                        for r in pending)
             retry = []
-            desc = "reformat" + (f" (attempt {attempt + 1})" if attempt else "")
+            tries = {answered.get(r["id"], 0) for r in pending}
+            desc = "reformat" + (f" (answer {min(tries) + 1})" if tries != {0} else "")
             for c in progress(engine.generate(requests), len(pending), desc):
                 rec = by_id[c.id]
-                usage[c.id].update({"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                                    "attempts": 1})
-                reason = f"api {c.finish_reason}" if is_error(c.finish_reason) else check(c.text, rec)
+                usage[c.id].update({"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens})
+                if is_error(c.finish_reason):
+                    usage[c.id]["api_failures"] += 1
+                    fw.write({**rec, "reformat_method": "llm", "reason": f"api {c.finish_reason}",
+                              "answers": answered.get(c.id, 0), "usage": dict(usage[c.id])})
+                    continue
+                answered[c.id] = answered.get(c.id, 0) + 1
+                usage[c.id]["attempts"] += 1
+                reason = check(c.text, rec)
                 if reason is None:
                     w.write({**rec, "trace": c.text, "reformat_method": "llm", "usage": dict(usage[c.id])})
                     counts["llm"] += 1
+                elif answered[c.id] >= cfg.max_attempts:
+                    rw.write({**rec, "reformat_method": "llm", "reason": reason, "answers": answered[c.id],
+                              "usage": dict(usage[c.id])})
                 else:
-                    reasons[c.id] = reason
                     retry.append(rec)
             pending = retry
     finally:
         engine.close()
-    for rec in pending:
-        reason = reasons[rec["id"]]
-        (fw if reason.startswith("api ") else rw).write(
-            {**rec, "reformat_method": "llm", "reason": reason, "usage": dict(usage[rec["id"]])})
-
-
-def config_digest(recipe: Recipe) -> str:
-    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe.digest("reformat", as_given=[recipe.source(s).model_dump(mode="json")
-                                               for s in recipe.reformat.as_given_sources])
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
-    src_ph, src_digest = upstream(run, "distill")
-    inputs = {"distill": src_digest}
-    digest = config_digest(recipe)
-    ph = run.phase(NAME)
-    if not force and ph.is_complete(digest, inputs):
-        return ph.manifest()
-    if force:
-        clear(ph)
-    t0 = time.time()
+    return run_phase(NAME, recipe, run, _reformat, force=force)
+
+
+def _reformat(p: PhaseRun) -> dict:
+    recipe, ph, src_ph = p.recipe, p.dir, p.upstream("distill")
     done = ph.ids("records") | ph.ids("rejected")
+    answered = {r["id"]: int(r.get("answers") or 0) for r in ph.records("failed", latest=True)}
     counts: Counter = Counter()
     n_in = 0
     llm_pending = []
@@ -243,7 +207,7 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
             else:
                 w.write({**rec, "trace": trace, "reformat_method": "rule"})
         if llm_pending:
-            _llm(recipe, llm_pending, w, rw, fw, counts)
+            _llm(recipe, llm_pending, answered, w, rw, fw, counts)
     records, rejected = list(ph.records("records")), list(ph.records("rejected"))
     settled = {r["id"] for r in records} | {r["id"] for r in rejected}
     usage = sum_usage(records + rejected + list(ph.records("failed")))  # failed attempts were paid for too
@@ -256,10 +220,10 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False) -> dict:
         "failed_api": len(ph.ids("failed") - settled),
         "prompt_tokens": prompt, "completion_tokens": completion, "attempts": usage.get("attempts", 0),
     }
-    return finish(ph, pending=n_in - len(records) - len(rejected), what="record(s)", recipe_digest=digest,
-                  inputs=inputs, counts=counts, started_at=t0, cost_usd=usd(recipe.reformat.api, prompt, completion),
-                  config={"mode": recipe.reformat.mode, "max_attempts": recipe.reformat.max_attempts,
-                          "api": api_config(recipe.reformat.api), "as_given_sources": recipe.reformat.as_given_sources})
+    config = {"mode": recipe.reformat.mode, "max_attempts": recipe.reformat.max_attempts,
+              "api": api_config(recipe.reformat.api), "as_given_sources": recipe.reformat.as_given_sources}
+    return p.finish(pending=n_in - len(records) - len(rejected), what="record(s)", counts=counts, config=config,
+                    cost_usd=usd(recipe.reformat.api, prompt, completion))
 
 
 def _reason_kind(reason: str) -> str:

@@ -1,4 +1,4 @@
-"""User turns and the thought/solution trace format shared by distill, reformat, filter and assemble."""
+"""The thought/solution trace format shared by reformat, filter and assemble (user turns: skyt1.data.prompts)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,6 @@ BEGIN_THOUGHT, END_THOUGHT = "<|begin_of_thought|>", "<|end_of_thought|>"
 BEGIN_SOLUTION, END_SOLUTION = "<|begin_of_solution|>", "<|end_of_solution|>"
 MARKERS = (BEGIN_THOUGHT, END_THOUGHT, BEGIN_SOLUTION, END_SOLUTION)
 CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)```", re.S)
-
-STDIO_NOTE = ("Generate an executable Python program from the problem below. It reads its input from "
-              "standard input and prints the answer to standard output.")
-CALL_NOTE = "Generate a Python function that solves the problem below. Return the function body, not a call."
-
-
-def user_turn(problem: dict, math_prefix: str) -> str:
-    """The user message for a problem: math gets the \\boxed{} instruction, code the I/O convention."""
-    q = problem["question"].strip()
-    if problem["domain"] == "math":
-        return f"{math_prefix}{q}"
-    if problem["domain"] == "code":
-        tests = problem.get("tests") or {}
-        note = CALL_NOTE if tests.get("kind") == "call" else STDIO_NOTE
-        starter = problem.get("starter_code")
-        return f"{note}\n\n{q}" + (f"\n\n```python\n{starter.rstrip()}\n```" if starter else "")
-    return q
-
 
 def make_trace(thought: str, solution: str) -> str:
     return f"{BEGIN_THOUGHT}\n\n{thought.strip()}\n\n{END_THOUGHT}\n\n{BEGIN_SOLUTION}\n\n{solution.strip()}\n\n{END_SOLUTION}"

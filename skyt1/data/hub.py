@@ -32,18 +32,30 @@ def read_local(path: str | Path) -> list[dict]:
 
         kind = "parquet" if path.suffix == ".parquet" else "csv"
         return list(datasets.load_dataset(kind, data_files=str(path), split="train"))
-    text = path.read_text()
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return json.loads(text)
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DatasetUnavailable(f"{path}:{n}: not valid JSON ({e.msg})") from None
-    return rows
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetUnavailable(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DatasetUnavailable(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+        numbered = list(enumerate(rows, 1))
+        where = "item"
+    else:
+        numbered, where = [], "line"
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    numbered.append((n, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise DatasetUnavailable(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    for n, row in numbered:
+        if not isinstance(row, dict):
+            raise DatasetUnavailable(f"{path}: {where} {n} is a JSON {type(row).__name__}, not an object (one row "
+                                     "per line, each a JSON object)")
+    return [row for _, row in numbered]
 
 
 def load_hub(

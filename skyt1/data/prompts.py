@@ -1,11 +1,19 @@
-"""Prompts: system prompts per model family and per-benchmark user templates, each with an id and a hash.
+"""Every prompt skyt1 sends, in one place: system prompts, the user-turn templates shared by the teacher
+(distill), the training rows (assemble) and evaluation, and the instructions of the API phases (label,
+reformat).
 
-Prompt wording moved reported MATH500 by 4-7 points in the reference implementation, so every result
-records which template produced it (`template.id`) and a hash of its exact text (`template.digest`).
+Prompt wording moved reported MATH500 by 4-7 points in the reference implementation, so every prompt has
+an id and a version, the hash of its exact text (`Template.digest`). Each phase's manifest records the ids
+and versions it used (the report lists them), and they are part of the phase's digest: editing a prompt
+re-runs exactly the phases that send it.
 
-Two modes:
-- `skyt1`: the user turns the Sky-T1 evaluation used (math: "Return your final response within \\boxed{}."
-  before the problem; GPQA: the letter inside \\boxed{}; LiveCodeBench: the "executable Python function"
+The model is trained and evaluated on the same user turns unless a recipe says otherwise: `prompts.user`
+picks the template set for distill, assemble and eval (`eval.prompt_mode` may override it for eval), and
+`prompts.system` the system prompt of the training rows and of the trained model's evaluation.
+
+User-turn sets:
+- `skyt1`: the user turns Sky-T1 used (math: "Return your final response within \\boxed{}." before the
+  problem; GPQA: the letter inside \\boxed{}; APPS/TACO/LiveCodeBench: the "executable Python function"
   instructions for stdin and for call-based problems).
 - `default`: plain instructions that ask for the answer in \\boxed{} / a single code block.
 """
@@ -36,9 +44,23 @@ SKYT1_SYSTEM_PROMPT = (
 
 QWEN_COT_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 
+# The teacher's system prompt in the published distillation (QwQ-32B-Preview's own).
+QWQ_TEACHER_SYSTEM_PROMPT = ("You are a helpful and harmless assistant. You are Qwen developed by Alibaba. "
+                             "You should think step-by-step.")
+
+# Named system prompts a recipe can choose (`prompts.system`, `eval.system_prompt`).
+SYSTEM_PROMPTS: dict[str, str | None] = {"sky-t1": SKYT1_SYSTEM_PROMPT, "qwen-cot": QWEN_COT_PROMPT, "none": None}
+
 
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def system_prompt(name: str) -> str | None:
+    """A named system prompt (`prompts.system` in a recipe); None for "none"."""
+    if name not in SYSTEM_PROMPTS:
+        raise ValueError(f"unknown system prompt {name!r}; choose one of {', '.join(SYSTEM_PROMPTS)}")
+    return SYSTEM_PROMPTS[name]
 
 
 def system_prompt_for(model: str) -> str | None:
@@ -69,6 +91,46 @@ class Template:
 
 BOXED = "Return your final response within \\boxed{{}}. "
 
+LABEL_INSTRUCTION = """You grade how hard competition mathematics problems are, using the Art of Problem Solving \
+(AoPS) difficulty scale from 1 to 10:
+1: easy middle-school contest problems (early AMC 8);
+2-3: harder AMC 8 and early AMC 10/12 problems;
+4: later AMC 10/12 problems; 5: hard AMC 12 and easy AIME problems;
+6: middle AIME problems; 7: hard AIME and easy national olympiad problems;
+8: national olympiad problems (USAMO/USAJMO); 9: hard olympiad problems (IMO level);
+10: the hardest olympiad problems, rarely solved.
+
+Read the problem and its reference solution, think briefly about which contest level it matches, and end \
+your reply with the rating in double square brackets, for example [[5]].
+
+Problem:
+{problem}
+
+Reference solution:
+{solution}"""
+
+REFORMAT_INSTRUCTION = """Rewrite the worked answer below into exactly two sections, using these four markers once each:
+
+<|begin_of_thought|>
+the reasoning: keep the author's exploration, checks and corrections close to word for word, with steps \
+separated by blank lines
+<|end_of_thought|>
+
+<|begin_of_solution|>
+one clean final solution: the key steps that lead to the result, then the result itself
+<|end_of_solution|>
+
+Rules:
+- Do not solve the problem again and do not change the final result.
+{domain_rule}
+- Output only the two sections, nothing before or after them.
+
+Problem:
+{question}
+
+Worked answer to rewrite:
+{response}"""
+
 TEMPLATES: dict[str, Template] = {
     t.id: t
     for t in (
@@ -94,6 +156,7 @@ TEMPLATES: dict[str, Template] = {
             "Complete the following Python function. Return the complete function, with its imports, in a "
             "single ```python code block.\n\n{problem}",
         ),
+        Template("skyt1/plain", "{problem}"),
         # -------- default mode
         Template("default/math", "{problem}\n\n" + QWEN_COT_PROMPT.replace("{}", "{{}}")),
         Template(
@@ -116,6 +179,18 @@ TEMPLATES: dict[str, Template] = {
             "Complete the following Python function. Give the complete function, with its imports, in a "
             "single ```python code block.\n\n{problem}",
         ),
+        Template("default/plain", "{problem}"),
+        # -------- system prompts (by name) and the instructions of the API phases
+        *(Template(f"system/{name}", text.replace("{", "{{").replace("}", "}}"))
+          for name, text in SYSTEM_PROMPTS.items() if text is not None),
+        Template("label/difficulty", LABEL_INSTRUCTION),
+        Template("reformat/rewrite", REFORMAT_INSTRUCTION),
+        Template("reformat/rule-math",
+                 "- The solution section must end with the same final answer written as \\boxed{{...}}: {answer}"),
+        Template("reformat/rule-code",
+                 "- The solution section must contain exactly one Python code block (```python ... ```), the final "
+                 "program, copied unchanged from the worked answer."),
+        Template("reformat/rule-other", "- Keep the final answer exactly as the worked answer states it."),
     )
 }
 
@@ -123,10 +198,32 @@ MODES = ("skyt1", "default")
 
 
 def template(mode: str, kind: str) -> Template:
-    """The template of a prompt mode for one kind of problem (math, choice, code_stdin, code_call, code_complete)."""
+    """The template of a prompt mode for one kind of problem (math, choice, code_stdin, code_call,
+    code_complete, plain)."""
     if mode not in MODES:
         raise ValueError(f"unknown prompt mode {mode!r}; choose one of {', '.join(MODES)}")
     return TEMPLATES[f"{mode}/{kind}"]
+
+
+def versions(*prefixes: str) -> dict[str, str]:
+    """{template id: version} of every template whose id starts with one of `prefixes` (e.g. "skyt1/")."""
+    return {t.id: t.digest for t in TEMPLATES.values() if t.id.startswith(prefixes)}
+
+
+def problem_kind(problem: dict) -> str:
+    """Which user-turn template a training problem (a `skyt1.data.sources` record) takes."""
+    if problem["domain"] == "math":
+        return "math"
+    if problem["domain"] == "code":
+        return "code_call" if (problem.get("tests") or {}).get("kind") == "call" else "code_stdin"
+    return "plain"
+
+
+def user_turn(problem: dict, mode: str) -> str:
+    """The user message of a training problem: the same template evaluation renders for its kind, so the
+    teacher, the training rows and the benchmarks see one wording."""
+    fields = {"problem": problem["question"].strip(), "starter_code": (problem.get("starter_code") or "").rstrip()}
+    return template(mode, problem_kind(problem)).render(**fields).rstrip()
 
 
 def format_options(options: list[str]) -> str:

@@ -74,7 +74,7 @@ def make_engine(cfg: EngineConfig, *, model: str | None = None) -> Engine:
         return VLLMEngine(name, revision=cfg.revision, dtype=cfg.dtype,
                           tensor_parallel_size=cfg.tensor_parallel_size, data_parallel_size=cfg.data_parallel_size,
                           max_model_len=cfg.max_model_len, gpu_memory_utilization=cfg.gpu_memory_utilization,
-                          chat_template=cfg.chat_template)
+                          chat_template=cfg.chat_template, concurrency=cfg.concurrency, max_retries=cfg.max_retries)
     raise ValueError(f"unknown engine backend {cfg.backend!r}; use vllm, openai or hf")
 
 

@@ -15,7 +15,7 @@ import logging
 import queue
 import random
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from skyt1.engines.base import Completion, Engine, EngineUnavailable, Request
 from skyt1.redact import redact_text
@@ -32,7 +32,8 @@ class EngineConfigError(EngineUnavailable):
 class OpenAIEngine(Engine):
     def __init__(self, model: str, *, base_url: str | None = None, api_keys: list[str], concurrency: int = 16,
                  max_retries: int = 8, timeout_s: float = 600.0, backoff_base_s: float = 1.0,
-                 backoff_max_s: float = 60.0, extra_params: dict | None = None):
+                 backoff_max_s: float = 60.0, extra_params: dict | None = None,
+                 check_server: Callable[[], None] | None = None):
         if not api_keys:
             raise EngineUnavailable("OpenAIEngine needs at least one API key (use 'EMPTY' for a local server)")
         if concurrency < 1:
@@ -42,6 +43,8 @@ class OpenAIEngine(Engine):
         self.concurrency, self.max_retries, self.timeout_s = concurrency, max_retries, timeout_s
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.extra_params = dict(extra_params or {})  # sent with every request (e.g. {"extra_body": {...}})
+        # Raises when a server we own has died: a failed request then ends the run instead of retrying into the void.
+        self.check_server = check_server
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0, "retries": 0, "failures": 0}
         self._next_key = itertools.count()  # request number -> key index, across generate() calls
         self._lock = threading.Lock()
@@ -158,6 +161,8 @@ class OpenAIEngine(Engine):
                                       getattr(usage, "prompt_tokens", 0) or 0,
                                       getattr(usage, "completion_tokens", 0) or 0)
                 reason = "the server answered with no choices"
+            if self.check_server is not None:
+                self.check_server()
             if attempt < self.max_retries:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         self._count(failures=1)

@@ -1,184 +1,145 @@
-"""vLLM backend: offline generation on GPUs, tensor and data parallel.
+"""vLLM backend: vLLM's own OpenAI-compatible server (`vllm serve`) in vLLM's environment.
 
-Every request is handed to the engine at once and completions are yielded as each finishes (the engine's
-add_request/step loop), so a slow 32k-token sample never holds back the others (the reference code fed
-fixed chunks of 64 prompts, each waiting for its slowest sample). Each request carries its own seed.
-Data parallelism runs one engine per rank in its own process on its own GPUs; requests are dealt to the
-ranks round-robin, all at once.
+The same path on a GPU node and on a CPU. vLLM does tensor and data parallelism itself
+(`--tensor-parallel-size`, `--data-parallel-size`: one API server per data-parallel rank, requests balanced
+across engines by vLLM), prefix caching is on, and every request streams to the server through
+`OpenAIEngine` (hundreds in flight, retries, completions yielded as each finishes). No engine internals and
+no processes of our own beyond the supervisor that stops the server when skyt1 closes or dies.
+
+vLLM's Python is found in this order: the variable SKYT1_VLLM_PYTHON; this interpreter, if it can import
+vllm (a node's generation environment); `<repo>/.venv-vllm/bin/python` (`make install` on a CPU machine).
+
+vLLM on CPU crashes its worker on a request that carries its own seed, so there requests go without one
+and the server's seed applies; `info()["per_request_seed"]` records which happened.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import multiprocessing as mp
+import importlib.util
 import os
-import queue
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
 
 from skyt1.engines.base import Completion, Engine, EngineUnavailable, Request
+from skyt1.engines.vllm_server import LAUNCH, VLLMServer
 
-log = logging.getLogger(__name__)
+PYTHON_ENV = "SKYT1_VLLM_PYTHON"
+STARTUP_TIMEOUT_ENV = "SKYT1_VLLM_STARTUP_TIMEOUT_S"
+REPO_VENV = Path(__file__).resolve().parents[2] / ".venv-vllm"
+INSTALL_HINT = ("run `make env-generation` (a GPU node) or `make install` (a CPU machine: builds .venv-vllm), "
+                f"or set {PYTHON_ENV} to a Python that can import vllm")
+IN_FLIGHT_PER_RANK = 256  # vLLM's default max_num_seqs: enough queued that its scheduler never waits for us
+CPU_KV_CACHE_BYTES = 2 * 1024**3  # vLLM on CPU otherwise reserves 90% of the machine's memory
+REQUEST_TIMEOUT_S = 6 * 3600.0  # a 32k-token sample can queue and decode for hours; liveness is checked apart
 
-UNAVAILABLE = ("vllm needs a CUDA GPU: pip install 'skyt1[gpu]' on a GPU machine, or use --backend hf/openai")
+
+def find_vllm_python() -> str:
+    """The Python interpreter of vLLM's environment (see the module docstring for the order)."""
+    given = os.environ.get(PYTHON_ENV)
+    if given:
+        if not (Path(given).is_file() and os.access(given, os.X_OK)):
+            raise EngineUnavailable(f"{PYTHON_ENV}={given} is not an executable file; {INSTALL_HINT}")
+        return given
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.executable
+    local = REPO_VENV / "bin" / "python"
+    if local.is_file():
+        return str(local)
+    raise EngineUnavailable(f"vLLM is not installed: {INSTALL_HINT}")
 
 
-def require_vllm() -> None:
-    """Raise EngineUnavailable (with what to do) unless vllm can run here."""
+def vllm_version(python: str) -> str:
+    """vLLM's version in that environment; CPU builds end in "+cpu" (vLLM's own rule, see vllm_launch.py)."""
     try:
-        import vllm  # noqa: F401
-    except ImportError:
-        raise EngineUnavailable(f"{UNAVAILABLE} (vllm is not installed)") from None
-    import torch
-
-    if not torch.cuda.is_available():
-        raise EngineUnavailable(f"{UNAVAILABLE} (no CUDA device is visible)")
-
-
-class _Runner:
-    """One vllm.LLM on the GPUs this process sees."""
-
-    def __init__(self, model: str, llm_kwargs: dict, chat_template: str | None):
-        from vllm import LLM
-
-        self.llm = LLM(model=model, **llm_kwargs)
-        self.tokenizer = self.llm.get_tokenizer()
-        self.chat_template = chat_template
-
-    def prompt_ids(self, messages: list[dict]) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
-                                                 chat_template=self.chat_template)
-        return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-
-    def generate(self, requests: Iterable[Request]) -> Iterator[Completion]:
-        from vllm import SamplingParams as VSampling
-
-        engine = self.llm.llm_engine
-        prompts: dict[str, int] = {}
-        try:
-            for r in requests:  # all at once: the scheduler, not fixed chunks, decides what runs together
-                sp = r.sampling
-                ids = self.prompt_ids(r.messages)
-                engine.add_request(r.id, {"prompt_token_ids": ids}, VSampling(
-                    n=1, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens, seed=sp.seed))
-                prompts[r.id] = len(ids)
-            while engine.has_unfinished_requests():
-                for out in engine.step():
-                    if not out.finished:
-                        continue
-                    o = out.outputs[0]
-                    reason = o.finish_reason if o.finish_reason in ("stop", "length") else f"error: {o.finish_reason}"
-                    yield Completion(out.request_id, o.text, reason, prompts.pop(out.request_id, 0),
-                                     len(o.token_ids))
-        finally:  # the caller stopped early or a step failed: leave nothing running for the next call
-            if prompts:
-                engine.abort_request(list(prompts))
+        r = subprocess.run([python, str(LAUNCH), "version"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise EngineUnavailable(f"cannot run {python} to find vLLM ({e}); {INSTALL_HINT}") from None
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EngineUnavailable(f"{why}; {INSTALL_HINT}")
+    return r.stdout.strip()
 
 
-def _rank_main(rank: int, gpus: str, model: str, llm_kwargs: dict, chat_template: str | None,
-               inbox: mp.Queue, outbox: mp.Queue) -> None:
-    """Data-parallel rank: owns `gpus`, generates every batch of requests it receives."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = gpus
-    try:
-        runner = _Runner(model, llm_kwargs, chat_template)
-        outbox.put(("ready", rank))
-        while (batch := inbox.get()) is not None:
-            for c in runner.generate(batch):
-                outbox.put(("completion", c))
-            outbox.put(("done", rank))
-    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
-        outbox.put(("failed", f"rank {rank}: {type(e).__name__}: {e}"))
+def _without_seed(r: Request) -> Request:
+    return replace(r, sampling=replace(r.sampling, seed=None)) if r.sampling.seed is not None else r
 
 
 class VLLMEngine(Engine):
     def __init__(self, model: str, *, revision: str | None = None, dtype: str = "bfloat16",
                  tensor_parallel_size: int = 1, data_parallel_size: int = 1, max_model_len: int | None = None,
-                 gpu_memory_utilization: float = 0.9, chat_template: str | None = None, seed: int = 0):
-        require_vllm()
-        from skyt1.engines.hf import load_chat_template
+                 gpu_memory_utilization: float = 0.9, chat_template: str | None = None, seed: int = 0,
+                 concurrency: int = 64, max_retries: int = 8, startup_timeout_s: float | None = None,
+                 python: str | None = None):
+        from skyt1.engines.openai import OpenAIEngine
 
         self.model, self.revision, self.dtype = model, revision, dtype
-        self.tp, self.dp = tensor_parallel_size, data_parallel_size
-        self.max_model_len, self.gpu_memory_utilization = max_model_len, gpu_memory_utilization
-        self.chat_template = load_chat_template(chat_template)
-        kwargs = {"revision": revision, "dtype": dtype, "tensor_parallel_size": self.tp, "seed": seed,
-                  "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len}
-        self._kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        self._procs: list = []
-        if self.dp == 1:
-            self._runner = _Runner(model, self._kwargs, self.chat_template)
-        else:
-            self._start_ranks()
+        self.tp, self.dp, self.max_model_len = tensor_parallel_size, data_parallel_size, max_model_len
+        self.seed = seed
+        self.python = python or find_vllm_python()
+        self.version = vllm_version(self.python)
+        self.device = "cpu" if "cpu" in self.version else "cuda"
+        self.per_request_seed = self.device != "cpu"
+        self.gpu_memory_utilization = gpu_memory_utilization if self.device == "cuda" else None
+        timeout = startup_timeout_s or float(os.environ.get(STARTUP_TIMEOUT_ENV, 3600))
+        self.server = VLLMServer(self.python, [], env=_server_env(), startup_timeout_s=timeout)
+        self.chat_template_sha256 = None
+        self.server.serve_args = self._serve_args(chat_template)
+        self.server.start()
+        self.client = OpenAIEngine(model, base_url=self.server.url, api_keys=["EMPTY"],
+                                   concurrency=max(concurrency, IN_FLIGHT_PER_RANK * self.dp),
+                                   max_retries=max_retries, timeout_s=REQUEST_TIMEOUT_S,
+                                   check_server=self.server.check)
 
-    def _start_ranks(self) -> None:
-        import torch
-
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-        need = self.tp * self.dp
-        if len(devices) < need:
-            raise EngineUnavailable(
-                f"tensor_parallel_size {self.tp} x data_parallel_size {self.dp} needs {need} GPUs; "
-                f"{len(devices)} visible. Lower the parallel sizes in the recipe's engine section.")
-        ctx = mp.get_context("spawn")
-        self._outbox = ctx.Queue()
-        self._inboxes = []
-        for rank in range(self.dp):
-            gpus = ",".join(devices[rank * self.tp:(rank + 1) * self.tp])
-            inbox = ctx.Queue()
-            p = ctx.Process(target=_rank_main, args=(rank, gpus, self.model, self._kwargs, self.chat_template,
-                                                     inbox, self._outbox), daemon=True)
-            p.start()
-            self._procs.append(p)
-            self._inboxes.append(inbox)
-        for _ in range(self.dp):
-            kind, value = self._next_message()
-            if kind == "failed":
-                self.close()
-                raise EngineUnavailable(f"vllm data-parallel {value}")
-
-    def _next_message(self) -> tuple[str, object]:
-        while True:
-            try:
-                return self._outbox.get(timeout=30)
-            except queue.Empty:
-                dead = [i for i, p in enumerate(self._procs) if not p.is_alive()]
-                if dead:
-                    return "failed", f"rank(s) {dead} exited (exit codes {[self._procs[i].exitcode for i in dead]})"
+    def _serve_args(self, chat_template: str | None) -> list[str]:
+        args = [self.model, "--served-model-name", self.model, "--dtype", self.dtype,
+                "--tensor-parallel-size", str(self.tp), "--data-parallel-size", str(self.dp),
+                "--enable-prefix-caching", "--seed", str(self.seed),
+                # Sampling is what each request says: no defaults taken from the model's generation_config.json.
+                "--generation-config", "vllm", "--disable-uvicorn-access-log"]
+        if self.revision:
+            args += ["--revision", self.revision]
+        if self.max_model_len:
+            args += ["--max-model-len", str(self.max_model_len)]
+        if self.device == "cuda":
+            args += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
+        else:  # eager starts in half the time on CPU (RESEARCH.md section 7); VLLM_CPU_KVCACHE_SPACE overrides the size
+            args += ["--enforce-eager", "--kv-cache-memory-bytes", str(CPU_KV_CACHE_BYTES)]
+        if chat_template:
+            path = Path(chat_template).expanduser()
+            if "{" in chat_template or not path.is_file():  # the template text itself
+                path = self.server.dir / "chat_template.jinja"
+                path.write_text(chat_template)
+            self.chat_template_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            args += ["--chat-template", str(path)]
+        return args
 
     def info(self) -> dict:
-        import vllm
-
-        return {"backend": "vllm", "vllm": vllm.__version__, "model": self.model, "revision": self.revision,
-                "dtype": self.dtype, "tensor_parallel_size": self.tp, "data_parallel_size": self.dp,
-                "max_model_len": self.max_model_len, "gpu_memory_utilization": self.gpu_memory_utilization,
-                "chat_template_sha256": hashlib.sha256(self.chat_template.encode()).hexdigest()[:16]
-                if self.chat_template else None}
+        shown = [f"sha256:{self.chat_template_sha256}" if a.endswith("chat_template.jinja") else a
+                 for a in self.server.serve_args]
+        return {"backend": "vllm", "vllm": self.version, "device": self.device, "model": self.model,
+                "revision": self.revision, "dtype": self.dtype, "tensor_parallel_size": self.tp,
+                "data_parallel_size": self.dp, "max_model_len": self.max_model_len,
+                "gpu_memory_utilization": self.gpu_memory_utilization, "per_request_seed": self.per_request_seed,
+                "server_seed": self.seed, "server_args": ["vllm", "serve", *shown],
+                "concurrency": self.client.concurrency, "max_retries": self.client.max_retries,
+                "chat_template_sha256": self.chat_template_sha256}
 
     def generate(self, requests: Iterable[Request]) -> Iterator[Completion]:
-        if self.dp == 1:
-            yield from self._runner.generate(requests)
-            return
-        shares: list[list[Request]] = [[] for _ in range(self.dp)]
-        for i, r in enumerate(requests):
-            shares[i % self.dp].append(r)
-        for inbox, share in zip(self._inboxes, shares, strict=True):
-            inbox.put(share)
-        running = self.dp
-        while running:
-            kind, value = self._next_message()
-            if kind == "completion":
-                yield value
-            elif kind == "done":
-                running -= 1
-            else:
-                raise RuntimeError(f"vllm data-parallel {value}")
+        self.server.check()
+        if not self.per_request_seed:
+            requests = (_without_seed(r) for r in requests)
+        yield from self.client.generate(requests)
 
     def close(self) -> None:
-        for inbox in getattr(self, "_inboxes", []):
-            inbox.put(None)
-        for p in self._procs:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.terminate()
-        self._procs, self._inboxes = [], []
+        self.server.stop()
+
+
+def _server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("VLLM_NO_USAGE_STATS", "1")  # nothing leaves the machine
+    env.setdefault("DO_NOT_TRACK", "1")
+    return env

@@ -31,4 +31,7 @@ def markdown(summary: dict) -> str:
     lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
     note = ("\navg@n: mean over problems of each problem's accuracy over its n samples; stderr: standard error "
             "of that mean over problems. pass@k: unbiased estimator 1 - C(n-c,k)/C(n,k).\n")
+    isolation = sorted({i for b in summary["benchmarks"].values() for i in b.get("isolation", [])})
+    if isolation:
+        note += f"Code ran under isolation: {', '.join(isolation)}.\n"
     return "\n".join(lines) + "\n" + note

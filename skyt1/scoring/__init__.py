@@ -3,9 +3,10 @@
     score(kind, response, target, *, timeout_s=None, memory_mb=None, **kw) -> verdict dict
     ScoringPool(workers=None, timeout_s=None, memory_mb=None).submit(kind, response, target, **kw) -> Future
 
-kind "math": target is the reference answer (kw: answer_pattern); "choice": the gold letter (kw: n_options,
-default 4); "code": a tests dict (see skyt1.scoring.code.runners; kw: early_stop, isolation). A verdict has
-`correct, extracted, status, passed, total` (code adds `isolation`); statuses are in `STATUSES`.
+kind "math": target is the reference answer (kw: answer_pattern, finish_reason); "choice": the gold letter
+(kw: n_options, default 4); "code": a tests dict (see skyt1.scoring.code.runners; kw: full_run, isolation,
+allow_unsandboxed). A verdict has `correct, extracted, status, passed, total`, plus `extraction` (math,
+choice: the rule that read the answer) or `isolation` (code); statuses are in `STATUSES`.
 """
 
 from __future__ import annotations

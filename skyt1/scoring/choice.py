@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import string
 
-from skyt1.scoring.math import verdict
+from skyt1.scoring.registry import verdict
 from skyt1.scoring.text import final_section, last_boxed
 
 _STATEMENT = re.compile(
@@ -41,11 +41,16 @@ def extract_choice(response: str, n_options: int = 4) -> str | None:
     if section is None:
         return None
     letters = _letters(n_options)
+    return _extract(section, letters)[0]
+
+
+def _extract(section: str, letters: str) -> tuple[str | None, str | None]:
+    """(letter, rule): rule "boxed" or "answer_is"."""
     boxed = last_boxed(section)
     if boxed is not None:
         letter = _boxed_letter(boxed, letters)
         if letter:
-            return letter
+            return letter, "boxed"
     found = None
     for match in _STATEMENT.finditer(section):
         paren, bare = match.group(1), match.group(2)
@@ -53,7 +58,7 @@ def extract_choice(response: str, n_options: int = 4) -> str | None:
         letter = paren.upper() if paren else (bare if bare and bare.isupper() else None)
         if letter and letter in letters:
             found = letter
-    return found
+    return found, "answer_is" if found else None
 
 
 def check_choice(response: str, reference: str, *, n_options: int = 4) -> dict:
@@ -62,7 +67,8 @@ def check_choice(response: str, reference: str, *, n_options: int = 4) -> dict:
     gold = reference.strip().strip("()").upper() if isinstance(reference, str) else None
     if not gold or gold not in _letters(n_options) or not isinstance(response, str):
         return verdict(False, None, "invalid_input")
-    letter = extract_choice(response, n_options)
+    section = final_section(response)
+    letter, rule = _extract(section, _letters(n_options)) if section is not None else (None, None)
     if letter is None:
         return verdict(False, None, "no_answer")
-    return verdict(letter == gold, letter, "passed" if letter == gold else "wrong_answer")
+    return verdict(letter == gold, letter, "passed" if letter == gold else "wrong_answer", extraction=rule)

@@ -1,9 +1,10 @@
 """Score a JSONL file of responses (the job behind `skyt1 score`).
 
-Input rows: math/choice `{"id", "response", "reference"}` (choice may add `n_options`); code
-`{"id", "response", "tests"}`. Output rows are the input rows plus `correct, extracted, status, passed,
-total` (code adds `isolation`), in input order. A malformed line or a row missing a field is written with
-status `invalid_input`, its line number and the reason; the run continues.
+Input rows: math/choice `{"id", "response", "reference"}` (choice may add `n_options`; math may add
+`finish_reason`, e.g. "stop", which lets an answer stated in prose count); code `{"id", "response", "tests"}`.
+Output rows are the input rows plus `correct, extracted, status, passed, total`, and `extraction` (math,
+choice: the rule that read the answer) or `isolation` (code), in input order. A malformed line or a row
+missing a field is written with status `invalid_input`, its line number and the reason; the run continues.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 
 from skyt1.redact import redact
 from skyt1.scoring.pool import ScoringPool
-from skyt1.scoring.registry import check_kind, invalid
+from skyt1.scoring.registry import PROVENANCE_FIELDS, VERDICT_FIELDS, check_kind, invalid
 
 _TARGET_FIELD = {"math": "reference", "choice": "reference", "code": "tests"}
-_VERDICT_KEYS = ("correct", "extracted", "status", "passed", "total", "isolation", "error")
+_VERDICT_KEYS = (*VERDICT_FIELDS, *PROVENANCE_FIELDS, "error")
 
 
 @dataclass
@@ -29,10 +30,15 @@ class Summary:
     correct: int = 0
     statuses: dict = field(default_factory=dict)
     invalid_lines: list = field(default_factory=list)
+    isolation: set = field(default_factory=set)  # code: which sandbox ran the programs
 
 
-def _parse(kind: str, line: str) -> tuple[dict, str | None]:
+def _parse(kind: str, raw: bytes) -> tuple[dict, str | None]:
     """(row, reason it is invalid or None)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return {}, f"not UTF-8 text ({e.reason} at byte {e.start})"
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
@@ -51,15 +57,26 @@ def _parse(kind: str, line: str) -> tuple[dict, str | None]:
 
 
 def score_file(kind: str, input_path: str | Path, output_path: str | Path, *, workers: int | None = None,
-               timeout_s: float | None = None, memory_mb: int | None = None, progress: bool = True) -> Summary:
+               timeout_s: float | None = None, memory_mb: int | None = None, progress: bool = True,
+               full_run: bool = False, allow_unsandboxed: bool = False) -> Summary:
+    """Raises SandboxUnavailable (before scoring anything) when code may not run here."""
     check_kind(kind)
-    lines = Path(input_path).read_text(encoding="utf-8").splitlines()
+    lines = Path(input_path).read_bytes().splitlines()
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     summary = Summary()
     output_path = Path(output_path)
     tmp = output_path.with_name(output_path.name + ".part")
-    with ScoringPool(workers=workers, timeout_s=timeout_s, memory_mb=memory_mb) as pool, \
-            tmp.open("w", encoding="utf-8") as out, _progress(len(numbered), progress) as advance:
+    with ScoringPool(workers=workers, timeout_s=timeout_s, memory_mb=memory_mb, full_run=full_run,
+                     allow_unsandboxed=allow_unsandboxed) as pool:
+        if kind == "code":
+            summary.isolation.add(pool.code_isolation())
+        _score_rows(kind, pool, numbered, tmp, summary, progress)
+    os.replace(tmp, output_path)
+    return summary
+
+
+def _score_rows(kind: str, pool: ScoringPool, numbered: list, tmp: Path, summary: Summary, progress: bool) -> None:
+    with tmp.open("w", encoding="utf-8") as out, _progress(len(numbered), progress) as advance:
         pending: deque = deque()
 
         def drain(limit: int) -> None:
@@ -70,6 +87,8 @@ def score_file(kind: str, input_path: str | Path, output_path: str | Path, *, wo
                 summary.rows += 1
                 summary.correct += bool(verdict["correct"])
                 summary.statuses[verdict["status"]] = summary.statuses.get(verdict["status"], 0) + 1
+                if verdict.get("isolation"):
+                    summary.isolation.add(verdict["isolation"])
                 out.write(json.dumps(redact(row), ensure_ascii=False) + "\n")
                 advance()
 
@@ -81,11 +100,11 @@ def score_file(kind: str, input_path: str | Path, output_path: str | Path, *, wo
                 pending.append((row, None))
             else:
                 extra = {"n_options": row["n_options"]} if kind == "choice" and "n_options" in row else {}
+                if kind == "math" and isinstance(row.get("finish_reason"), str):
+                    extra["finish_reason"] = row["finish_reason"]
                 pending.append((row, pool.submit(kind, row["response"], row[_TARGET_FIELD[kind]], **extra)))
             drain(4 * pool.workers)
         drain(0)
-    os.replace(tmp, output_path)
-    return summary
 
 
 class _progress:

@@ -10,6 +10,7 @@ import sys
 
 def main() -> None:
     from skyt1.scoring.math import check_math
+    from skyt1.scoring.registry import verdict
 
     out = sys.stdout
     for line in sys.stdin:
@@ -17,8 +18,7 @@ def main() -> None:
         try:
             result = check_math(*request["args"], **request["kw"])
         except Exception as e:  # noqa: BLE001 - a parser crash is a wrong answer, never a dead worker
-            result = {"correct": False, "extracted": None, "status": "wrong_answer", "passed": 0, "total": 1,
-                      "error": f"{type(e).__name__}: {e}"[:300]}
+            result = verdict(False, None, "wrong_answer", error=f"{type(e).__name__}: {e}"[:300])
         out.write(json.dumps(result) + "\n")
         out.flush()
 

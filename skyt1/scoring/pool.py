@@ -2,7 +2,9 @@
 
 Math runs in worker processes (Math-Verify's signal-based timeouts need a main thread, and sympy can hang):
 each item gets a hard timeout, after which its worker is killed and replaced and the verdict is `timeout`.
-Code runs one sandbox per solution; those are subprocesses, so a thread per job keeps all cores busy.
+Code runs in long-lived sandboxes (one per worker); those are subprocesses, so a thread per job keeps all
+cores busy. The isolation code runs under is decided once per pool (`code_isolation()`), before the first
+code item: on a cloud node without bubblewrap it raises SandboxUnavailable unless `allow_unsandboxed`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from skyt1.scoring.registry import MATH_TIMEOUT_S, check_kind, invalid, score_in_thread
+from skyt1.scoring.registry import MATH_TIMEOUT_S, check_kind, invalid, score_in_thread, verdict
 
 
 class _MathProcess:
@@ -55,11 +57,19 @@ class _MathProcess:
 
 
 class ScoringPool:
-    """`with ScoringPool(workers=4) as pool: fut = pool.submit("math", response, "42")` -> Future[dict]."""
+    """`with ScoringPool(workers=4) as pool: fut = pool.submit("math", response, "42")` -> Future[dict].
 
-    def __init__(self, workers: int | None = None, timeout_s: float | None = None, memory_mb: int | None = None):
+    full_run: run every code test (partial credit in `passed`) instead of stopping at the first failure.
+    allow_unsandboxed: on a cloud node without bubblewrap, run code with resource limits only instead of
+    failing (see `skyt1.scoring.code.sandbox.choose_isolation`).
+    """
+
+    def __init__(self, workers: int | None = None, timeout_s: float | None = None, memory_mb: int | None = None,
+                 *, full_run: bool = False, allow_unsandboxed: bool = False):
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
+        self.full_run, self.allow_unsandboxed = full_run, allow_unsandboxed
+        self._isolation: str | None = None
         self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="skyt1-score")
         self._idle: queue.SimpleQueue[_MathProcess] = queue.SimpleQueue()
         self._started = 0
@@ -73,12 +83,28 @@ class ScoringPool:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def submit(self, kind: str, response, target, **kw) -> Future:
+    def code_isolation(self) -> str:
+        """The isolation this pool runs code under ("bwrap" or "rlimits"), decided on first use; raises
+        SandboxUnavailable (one line) when code may not run here. Call it up front to fail before any work."""
+        if self._isolation is None:
+            from skyt1.scoring.code.sandbox import choose_isolation
+
+            self._isolation = choose_isolation("auto", allow_unsandboxed=self.allow_unsandboxed)
+        return self._isolation
+
+    def submit(self, kind: str, response, target, *, finish_reason: str | None = None, **kw) -> Future:
+        """Score one response. `finish_reason` is how the response ended ("stop", "length", ...): math reads
+        an answer stated in prose only from a response that finished normally."""
         check_kind(kind)
         if self._closed:
             raise RuntimeError("this ScoringPool is closed")
         kw.setdefault("timeout_s", self.timeout_s)
         kw.setdefault("memory_mb", self.memory_mb)
+        if kind == "math":
+            kw["finish_reason"] = finish_reason
+        elif kind == "code":
+            kw.setdefault("isolation", self.code_isolation())
+            kw.setdefault("full_run", self.full_run)
         return self._threads.submit(self._score, kind, response, target, kw)
 
     def _score(self, kind: str, response, target, kw: dict) -> dict:
@@ -92,7 +118,7 @@ class ScoringPool:
     def _score_math(self, response, reference, kw: dict) -> dict:
         timeout_s = kw.pop("timeout_s", None) or MATH_TIMEOUT_S
         kw.pop("memory_mb", None)
-        unknown = set(kw) - {"answer_pattern"}
+        unknown = set(kw) - {"answer_pattern", "finish_reason"}
         if unknown:
             return invalid(f"unknown option(s) for the math scorer: {', '.join(sorted(unknown))}")
         # Math-Verify's own timeouts are a backstop; the hard per-item limit is ours
@@ -101,7 +127,7 @@ class ScoringPool:
         if result is None:
             with self._lock:
                 self._started -= 1
-            return {"correct": False, "extracted": None, "status": "timeout", "passed": 0, "total": 1}
+            return verdict(False, None, "timeout")
         self._idle.put(worker)
         return result
 

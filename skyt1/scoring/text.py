@@ -6,6 +6,7 @@ import re
 
 BEGIN_SOLUTION, END_SOLUTION = "<|begin_of_solution|>", "<|end_of_solution|>"
 BEGIN_THOUGHT = "<|begin_of_thought|>"
+RUN_ON = "<|im_start|>"  # a model that went on to write the next chat turn: its answer came before
 
 
 def final_section(response: str) -> str | None:
@@ -14,7 +15,9 @@ def final_section(response: str) -> str | None:
     Sky-T1 format: the `<|begin_of_solution|>` section (a thought section without one is truncated).
     Reasoning-model format: the text after the last `</think>` (an unclosed `<think>` is truncated).
     Anything else: the whole response.
+    Text from a `<|im_start|>` on (a run-on into the next chat turn) is not part of it.
     """
+    response = response.split(RUN_ON, 1)[0]
     if BEGIN_SOLUTION in response:
         return response.rsplit(BEGIN_SOLUTION, 1)[1].split(END_SOLUTION, 1)[0]
     if BEGIN_THOUGHT in response:

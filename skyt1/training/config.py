@@ -103,11 +103,6 @@ class Paths:
 
 def render(train: TrainConfig, paths: Paths, *, dataset: str, run_name: str) -> dict[str, Any]:
     """The LlamaFactory training arguments (the YAML) for this recipe."""
-    if train.save_total_limit < 2:
-        raise TrainConfigError(
-            f"train.save_total_limit is {train.save_total_limit}; keep at least 2 checkpoints, because a "
-            "preemption during a save can leave the newest one incomplete"
-        )
     bad = sorted(_PROTECTED & set(train.extra))
     if bad:
         raise TrainConfigError(f"train.extra may not set {bad}: skyt1 manages them to keep runs resumable")
@@ -164,15 +159,3 @@ def fingerprint(cfg: dict[str, Any], ds: dict[str, Any] | None, *, data_digest: 
         "data": data_digest,
         "world_size": world_size,
     }
-
-
-def diff(frozen: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """Human lines naming every value that differs between two fingerprints."""
-    lines = []
-    for key in sorted(set(frozen) | set(current)):
-        a, b = frozen.get(key, "<unset>"), current.get(key, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            lines += diff(a, b, f"{prefix}{key}.")
-        elif a != b:
-            lines.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return lines

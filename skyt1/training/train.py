@@ -1,4 +1,4 @@
-"""The `train` phase: SFT of the student on RUN/assemble/train.json with LlamaFactory, safe under preemption.
+"""The `train` phase: SFT of the student on assemble's `train.json` with LlamaFactory, safe under preemption.
 
 Every call is one attempt: check the frozen config, quarantine incomplete checkpoints, resume from the newest
 complete one, train to the planned step, then publish RUN/train/final (HF model + tokenizer), loss.jsonl and
@@ -7,7 +7,8 @@ the manifest. SkyPilot's recovery simply runs the same command again.
 RUN/train/
   frozen_config.yaml     what this run trains (a changed recipe is refused unless --force)
   llamafactory.yaml      the arguments of the latest attempt (frozen config + resume_from_checkpoint)
-  deepspeed.json, data/dataset_info.json, tokenized/ (tokenization cache)
+  deepspeed.json, data/train.json + data/dataset_info.json (assemble's output, read through the store and
+  checked against assemble's manifest), tokenized/ (tokenization cache)
   checkpoints/           LlamaFactory's output_dir: checkpoint-N/ and, at the end, the trained model
   quarantine/            incomplete checkpoints and caches moved aside, with reasons.jsonl
   logs/attempt-K.log, attempts.jsonl, loss.jsonl, final/, _DONE.json
@@ -15,20 +16,22 @@ RUN/train/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from skyt1.phases import diff
+from skyt1.protocol import PhaseError, PhaseRun, run_phase
 from skyt1.recipe import Recipe
-from skyt1.store import RunDir, StoreError, canonical_digest
+from skyt1.store import PhaseDir, RunDir, StoreError, canonical_digest, content_digest
 from skyt1.training import checkpoints, config, launch
 
 NAME = "train"
@@ -39,29 +42,34 @@ MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "token
                "chat_template.json")
 
 
-class TrainError(RuntimeError):
+class TrainError(PhaseError):
     """Training cannot start or did not finish; the message says what to do."""
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+TRAIN_FILE = "train.json"  # assemble's output, the training data
 
 
-def _count_rows(train_json: Path) -> int:
+def _training_data(p: PhaseRun) -> tuple[bytes, int]:
+    """assemble's train.json through the store, checked against the digest in assemble's manifest."""
+    src = p.upstream("assemble")
+    where = src.where(TRAIN_FILE)
     try:
-        rows = json.loads(train_json.read_text())
-    except json.JSONDecodeError as e:
-        raise TrainError(f"{train_json} is not valid JSON ({e}); re-run `skyt1 assemble --force`") from None
+        data = src.read_bytes(TRAIN_FILE)
+    except FileNotFoundError:
+        raise TrainError(f"{where} is missing although assemble is complete; run `skyt1 assemble --force`") from None
+    if content_digest(data) != p.inputs["assemble"]:
+        raise TrainError(f"{where} does not match assemble's manifest (changed after assemble wrote it); run "
+                         "`skyt1 assemble --force`")
+    try:
+        rows = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TrainError(f"{where} is not valid JSON ({e}); re-run `skyt1 assemble --force`") from None
     if not isinstance(rows, list) or not rows:
-        raise TrainError(f"{train_json} must be a non-empty JSON list of ShareGPT rows; re-run `skyt1 assemble`")
+        raise TrainError(f"{where} must be a non-empty JSON list of ShareGPT rows; re-run `skyt1 assemble`")
     bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict) or not r.get("conversations")), None)
     if bad is not None:
-        raise TrainError(f"{train_json} row {bad} has no `conversations`; expected ShareGPT rows from assemble")
-    return len(rows)
+        raise TrainError(f"{where} row {bad} has no `conversations`; expected ShareGPT rows from assemble")
+    return data, len(rows)
 
 
 def _training_done(output_dir: Path) -> dict | None:
@@ -83,45 +91,25 @@ def _tokenized_ok(path: Path) -> bool:
         return False
 
 
-def _reset(root: Path) -> None:
-    """--force: forget every earlier attempt of this run's training."""
-    for name in ("checkpoints", "tokenized", "final", "final.tmp"):
-        shutil.rmtree(root / name, ignore_errors=True)
-    for name in ("frozen_config.yaml", "loss.jsonl", "attempts.jsonl", checkpoints.TRAINER_STATE):
-        (root / name).unlink(missing_ok=True)
-
-
-def _freeze(ph, root: Path, frozen: dict, *, force: bool) -> None:
+def _freeze(ph: PhaseDir, root: Path, frozen: dict) -> None:
     path = root / "frozen_config.yaml"
     if path.exists():
         before = yaml.safe_load(path.read_text())["fingerprint"]
-        changes = config.diff(before, frozen["fingerprint"])
+        changes = diff(before, frozen["fingerprint"])
         if not changes:
             return
-        if not force:
-            raise TrainError(
-                "the training configuration differs from the one this run started with "
-                f"({path}):\n  " + "\n  ".join(changes) + "\nResuming would mix two runs (for example a changed "
-                "max_steps corrupts the LR schedule). Undo the change, use another --run-dir, or pass --force "
-                "to discard the checkpoints and train from scratch."
-            )
+        raise TrainError(
+            "the training configuration differs from the one this run started with "
+            f"({path}):\n  " + "\n  ".join(changes) + "\nResuming would mix two runs (for example a changed "
+            "world size cannot load ZeRO checkpoints). Undo the change, use another --run-dir, or pass --force "
+            "to discard the checkpoints and train from scratch."
+        )
     ph.write_text("frozen_config.yaml", yaml.safe_dump(frozen, sort_keys=True, width=110))
 
 
 def _run_name(run: RunDir) -> str:
     """Stable across SkyPilot recoveries (same task id), so W&B/TensorBoard curves continue one run."""
     return os.environ.get("SKYPILOT_TASK_ID") or f"skyt1-{Path(run.uri).name}"
-
-
-def _append_jsonl(path: Path, entry: dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _publish_model(output_dir: Path, root: Path) -> Path:
@@ -187,34 +175,22 @@ def _device_kind() -> str:
         return "cpu"
 
 
-def config_digest(recipe: Recipe) -> str:
-    """What the phase's output depends on in the recipe (compared with its manifest to skip it)."""
-    return recipe.digest("train")
-
-
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    topo = launch.topology()
+    # Every node runs this command; the head alone locks, checks, tidies, freezes and publishes.
+    return run_phase(NAME, recipe, run, partial(_train, topo=topo, progress=progress), force=force,
+                     writer=topo.is_head)
+
+
+def _train(p: PhaseRun, topo: launch.Topology, progress: bool | None) -> dict[str, Any]:
+    recipe, run, ph = p.recipe, p.run, p.dir
     t = recipe.train
-    assemble = run.phase("assemble")
-    if assemble.manifest() is None:
-        raise TrainError(f"{assemble.uri} is not complete (no _DONE.json); run `skyt1 assemble` first")
     try:
-        train_json = run.local_path("assemble/train.json")
         root = run.local_path(NAME)
     except StoreError as e:
         raise TrainError(f"{e}; mount the bucket (SkyPilot file_mounts) and pass the mount path") from None
-    if not train_json.is_file():
-        raise TrainError(f"{train_json} is missing although assemble is complete; run `skyt1 assemble --force`")
-
-    data_digest = _file_digest(train_json)
-    inputs = {"assemble": data_digest}
-    recipe_digest = config_digest(recipe)
-    ph = run.phase(NAME)
-    if not force and ph.is_complete(recipe_digest, inputs):
-        log.info("train: complete with the same recipe and data, skipping (--force redoes it)")
-        return ph.manifest()
-
-    n_rows = _count_rows(train_json)
-    topo = launch.topology()
+    data, n_rows = _training_data(p)
+    data_digest = p.inputs["assemble"]
     deepspeed = config.deepspeed_config(t.deepspeed)
     distributed = deepspeed is not None or topo.world_size > 1
     root.mkdir(parents=True, exist_ok=True)
@@ -233,14 +209,12 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | No
         log.warning("train: the recipe plans %d x %d devices but %d processes will train; the global batch "
                     "size differs from the recipe's", t.num_nodes, t.gpus_per_node, topo.world_size)
     fingerprint = config.fingerprint(args, deepspeed, data_digest=data_digest, world_size=topo.world_size)
-    frozen = {"fingerprint": fingerprint, "train_args": args, "recipe_digest": recipe_digest}
+    frozen = {"fingerprint": fingerprint, "train_args": args, "recipe_digest": p.digest}
 
-    if force and topo.is_head:
-        ph.invalidate()
-        _reset(root)
     # Every node writes these (identical, atomic): a worker reads them before the rendezvous with the head.
-    ph.write_text("data/dataset_info.json", json.dumps(config.dataset_info(recipe.assemble.dataset_name,
-                                                                           str(train_json)), indent=2))
+    ph.write_bytes(f"data/{TRAIN_FILE}", data)
+    ph.write_text("data/dataset_info.json", json.dumps(config.dataset_info(recipe.assemble.dataset_name, TRAIN_FILE),
+                                                       indent=2))
     if deepspeed:
         ph.write_text("deepspeed.json", json.dumps(deepspeed, indent=2))
     if not topo.is_head:  # workers train; the head node alone checks, tidies, freezes and publishes
@@ -248,13 +222,14 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | No
             return {"phase": NAME, "node_rank": topo.node_rank, "attempt": None}
         newest = checkpoints.newest_complete(paths.output_dir, deepspeed=deepspeed is not None,
                                              world_size=topo.world_size)  # the head's choice, without moving
-        attempt = _attempt(args, paths, root, topo, distributed, progress, resume=str(newest.path) if newest else None)
+        attempt = _attempt(ph, args, paths, root, topo, distributed, progress,
+                           resume=str(newest.path) if newest else None)
         if attempt["exit_code"] != 0:
             raise TrainError(f"training on node {topo.node_rank} failed (exit code {attempt['exit_code']}); "
                              f"log: {attempt['log']}\n{launch.tail(Path(attempt['log']))}")
         return {"phase": NAME, "node_rank": topo.node_rank, "attempt": attempt}
 
-    _freeze(ph, root, frozen, force=force)
+    _freeze(ph, root, frozen)
     ph.invalidate()  # a manifest of other data or another recipe must not outlive this attempt
 
     quarantine_dir = root / "quarantine"
@@ -271,7 +246,7 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | No
         for m in moved:
             log.warning("train: quarantined %s: %s", m["checkpoint"], m["reason"])
         resume = str(newest.path) if newest else None
-        attempt = _attempt(args, paths, root, topo, distributed, progress, resume=resume, moved=moved)
+        attempt = _attempt(ph, args, paths, root, topo, distributed, progress, resume=resume, moved=moved)
         state = _training_done(paths.output_dir)
         if state is None:
             raise TrainError(
@@ -279,13 +254,12 @@ def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool | No
                 f"log: {attempt['log']}\n{launch.tail(Path(attempt['log']))}\n"
                 "Run the same command again to resume from the newest complete checkpoint."
             )
-    return _finish(ph, root, paths, state, frozen, inputs, recipe_digest, n_rows, topo)
+    return _finish(p, root, paths, state, frozen, n_rows, topo)
 
 
-def _attempt(args: dict, paths: config.Paths, root: Path, topo: launch.Topology, distributed: bool,
+def _attempt(ph: PhaseDir, args: dict, paths: config.Paths, root: Path, topo: launch.Topology, distributed: bool,
              progress: bool | None, *, resume: str | None, moved: list[dict] | None = None) -> dict:
-    attempts_path = root / "attempts.jsonl"
-    number = len(_attempts(attempts_path)) + 1
+    number = len(_attempts(ph)) + 1
     launch_args = {**args, **({"resume_from_checkpoint": resume} if resume else {})}
     cfg_path = root / (f"llamafactory-node{topo.node_rank}.yaml" if topo.node_rank else "llamafactory.yaml")
     cfg_path.write_text(yaml.safe_dump(launch_args, sort_keys=True, width=110))
@@ -297,22 +271,21 @@ def _attempt(args: dict, paths: config.Paths, root: Path, topo: launch.Topology,
     entry = {"attempt": number, "started_at": time.time(), "resumed_from": Path(resume).name if resume else None,
              "quarantined": moved or [], "world_size": topo.world_size, "device": _device_kind(), "log": str(log_path)}
     if topo.is_head:  # recorded before the launch: a preempted attempt never gets to write its end
-        _append_jsonl(attempts_path, entry)
+        ph.write_json(f"attempts/{number:04d}.json", entry)
     show = sys.stderr.isatty() if progress is None else progress
     with _Progress(show and topo.is_head) as bar:
         code = launch.run_training(cmd, launch.process_env(distributed), log_path=log_path,
                                    trainer_log=paths.output_dir / launch.TRAINER_LOG, on_entry=bar.update)
     end = {"attempt": number, "exit_code": code, "wall_s": round(time.time() - entry["started_at"], 3)}
     if topo.is_head:
-        _append_jsonl(attempts_path, end)
+        ph.write_json(f"attempts/{number:04d}.json", {**entry, **end})
     return {**entry, **end}
 
 
-def _attempts(path: Path) -> list[dict]:
-    """One dict per attempt; an attempt that was killed gets its wall time from its log's last write."""
-    merged: dict[int, dict] = {}
-    for e in _read_jsonl(path):
-        merged.setdefault(e["attempt"], {}).update(e)
+def _attempts(ph: PhaseDir) -> list[dict]:
+    """One dict per attempt (`attempts/NNNN.json`, written at its start and again at its end); an attempt
+    that was killed gets its wall time from its log's last write."""
+    merged = {a["attempt"]: a for a in (ph.read_json(f) for f in ph.files() if f.startswith("attempts/"))}
     for a in merged.values():
         if "wall_s" not in a:
             log_file = Path(a["log"])
@@ -321,20 +294,19 @@ def _attempts(path: Path) -> list[dict]:
     return [merged[k] for k in sorted(merged)]
 
 
-def _finish(ph, root: Path, paths: config.Paths, state: dict, frozen: dict, inputs: dict, recipe_digest: str,
-            n_rows: int, topo: launch.Topology) -> dict:
+def _finish(p: PhaseRun, root: Path, paths: config.Paths, state: dict, frozen: dict, n_rows: int,
+            topo: launch.Topology) -> dict:
+    ph = p.dir
     losses = [{"step": e["step"], "loss": e["loss"], "learning_rate": e.get("learning_rate"), "epoch": e.get("epoch")}
               for e in state.get("log_history", []) if "loss" in e and "step" in e]
     ph.write_text("loss.jsonl", "".join(json.dumps(x, sort_keys=True) + "\n" for x in losses))
     final = _publish_model(paths.output_dir, root)
-    attempts = _attempts(root / "attempts.jsonl")
+    attempts = _attempts(ph)
     train_wall = sum(a["wall_s"] for a in attempts)
     on_gpu = any(a.get("device") == "gpu" for a in attempts)
-    started = min((a["started_at"] for a in attempts), default=time.time())
-    files = {p.name: p.stat().st_size for p in sorted(final.iterdir())}
-    return ph.write_manifest(
-        recipe_digest=recipe_digest,
-        inputs=inputs,
+    p.started_at = min((a["started_at"] for a in attempts), default=time.time())
+    files = {f.name: f.stat().st_size for f in sorted(final.iterdir())}
+    return p.finish(
         outputs={"final": canonical_digest({"files": files, "step": state["global_step"], "losses": losses,
                                             "fingerprint": frozen["fingerprint"]})},
         counts={
@@ -346,7 +318,6 @@ def _finish(ph, root: Path, paths: config.Paths, state: dict, frozen: dict, inpu
             "attempts": len(attempts),
             "quarantined": sum(len(a.get("quarantined", [])) for a in attempts),
         },
-        started_at=started,
         config=frozen,
         extra={
             "final_model": str(final),

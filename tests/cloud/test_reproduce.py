@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from skyt1.cli import cli
 from skyt1.cloud.pipeline import kill_task, matches, phase_runner, reproduce_cloud, start_task_locally
+from skyt1.protocol import PhaseError, plan
 from skyt1.recipe import load_recipe
 from skyt1.store import RunDir
 
@@ -51,11 +52,11 @@ class InProcessLauncher:
     """Stands in for SkyPilot managed jobs (no cloud here): runs the phase in this process."""
 
     def __init__(self, recipe, run):
-        self.recipe, self.run, self.launched = recipe, run, []
+        self.recipe, self.run, self.launched, self.force = recipe, run, [], False
 
     def launch(self, phase, envs, name):
         self.launched.append(phase)
-        phase_runner(phase)(self.recipe, self.run)
+        phase_runner(phase)(self.recipe, self.run, force=self.force)
         return len(self.launched)
 
     def wait(self, job_id, progress=None):
@@ -73,9 +74,14 @@ def test_reproduce_skips_matching_phases_and_reruns_changed_ones(tmp_path):
     assert reproduce() == []  # complete for this recipe and these inputs: skipped
     recipe.eval.n = {"demo_math": 9}  # another phase's knob: assemble still matches
     assert matches(run, "assemble", recipe)
-    recipe.assemble.decontam_ngram = 6  # assemble's own knob changed: relaunched
-    assert not matches(run, "assemble", recipe)
-    assert reproduce() == ["assemble"] and launcher.launched == ["assemble", "assemble"]
+    recipe.assemble.decontam_ngram = 6  # assemble's own knob changed: relaunched, and the phase refuses to
+    assert not matches(run, "assemble", recipe)  # mix its old output with the new setting
+    assert [(p["phase"], p["action"]) for p in plan(recipe, run, ["assemble", "train"])] == [
+        ("assemble", "refuse"), ("train", "run")]
+    with pytest.raises(PhaseError, match=r"assemble.decontam_ngram: 8 -> 6\n.*Pass --force"):
+        reproduce()
+    launcher.force = True  # what `--force` passes on
+    assert reproduce() == ["assemble"] and launcher.launched == ["assemble", "assemble", "assemble"]
     manifest = run.phase("filter").manifest()  # upstream output changed: not a match any more
     run.phase("filter").write_manifest(recipe_digest="x", inputs={}, counts={}, started_at=time.time(),
                                        outputs={"records": "0000"})

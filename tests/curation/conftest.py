@@ -51,13 +51,6 @@ def drop_answer_rewrite(messages: list[dict]) -> str:
     return re.sub(r"\\boxed\{[^}]*\}", "the value", good_rewrite(messages))
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from skyt1.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "teacher")
-
-
 @pytest.fixture
 def serve():
     """serve(reply, faults=None, api_keys=None) -> ServerHandle; stopped after the test."""

@@ -18,6 +18,7 @@ from skyt1.curation.label import parse_difficulty
 from skyt1.data.demo import code_problems, math_problems
 from skyt1.data.sources import load_source
 from skyt1.engines.server import FaultPlan
+from skyt1.protocol import PhaseError
 from skyt1.store import RunDir
 
 from .conftest import DATA, SECRET, base_recipe, drop_answer_rewrite, good_rewrite
@@ -145,7 +146,7 @@ def test_distill_shards_split_without_overlap(tmp_path, serve, write_recipe):
     whole = RunDir(tmp_path / "whole")
     distill.run(recipe, whole)
     assert [r for r in run.phase("distill").records()] == [r for r in whole.phase("distill").records()]
-    with pytest.raises(ValueError, match="I/N"):
+    with pytest.raises(PhaseError, match="I/N"):
         distill.run(recipe, run, shard="3")
 
 
@@ -190,7 +191,8 @@ def test_distill_sigkill_then_resume_equals_uninterrupted(tmp_path, teacher, req
     a, b = RunDir(tmp_path / "a").phase("distill"), RunDir(tmp_path / "b").phase("distill")
     ra, rb = list(a.records()), list(b.records())
     assert [r["id"] for r in ra] == [r["id"] for r in rb] and len(ra) == 68
-    sidecar_ids = [x for f in (tmp_path / "a/distill/records").glob("*.ids") for x in f.read_text().split("\n")]
+    sidecar_ids = [x for f in (tmp_path / "a/distill/records").glob("*.ids") for x in f.read_text().split("\n")
+                   if not x.startswith("#")]
     assert len(sidecar_ids) == len(set(sidecar_ids)) == 68  # nothing written twice
     assert ra == rb
 
@@ -239,6 +241,27 @@ def test_reformat_api_failures_are_retried_by_the_next_run(tmp_path, serve, writ
     recipe.reformat.api.base_url = serve(good_rewrite).url  # the API is back
     m = reformat.run(recipe, run)
     assert m["counts"]["out"] == 32 and m["counts"]["rejected"] == {} and failed <= ph.ids("records")
+
+
+def test_reformat_counts_only_model_answers_as_attempts(tmp_path, serve, write_recipe):
+    """An API failure is not an attempt: against a server that fails some requests, every trace still gets
+    `max_attempts` real rewrites before it is rejected, in this run or the next."""
+    recipe, _, run, server = _distilled(tmp_path, serve, write_recipe, lambda m: "No sections, sorry.",
+                                        faults=FaultPlan(fail_first=6, statuses=(500,)), max_attempts=2)
+    recipe.reformat.api.max_retries = 0
+    recipe.reformat.api.concurrency = 1
+    first = reformat.run(recipe, run)
+    assert first["complete"] is False  # the traces whose request failed wait for the next run
+    reformat.run(recipe, run)
+    ph = run.phase("reformat")
+    rejected = list(ph.records("rejected"))
+    assert len(rejected) == 32 and all(r["answers"] == 2 for r in rejected)
+    answered: dict[str, int] = {}
+    for entry in server.log:
+        if entry["path"].endswith("/chat/completions") and entry["status"] == 200:
+            question = entry["body"]["messages"][-1]["content"].split("Problem:\n", 1)[1].split("\n\nWorked")[0]
+            answered[question] = answered.get(question, 0) + 1
+    assert sorted(set(answered.values())) == [4]  # each question has 2 samples, each got 2 real rewrites
 
 
 def test_reformat_rule_and_as_given(tmp_path, serve, write_recipe):
@@ -332,7 +355,8 @@ def test_assemble_dedups_decontaminates_and_writes_llamafactory_files(tmp_path, 
     row = train[0]
     assert row["system"] == SKYT1_SYSTEM_PROMPT and [t["from"] for t in row["conversations"]] == ["user", "assistant"]
     maths = [r for r in train if "Write a program" not in r["conversations"][0]["value"]]
-    assert all(r["conversations"][0]["value"].startswith(recipe.assemble.math_user_prefix) for r in maths)
+    assert all(r["conversations"][0]["value"].startswith("Return your final response within \\boxed{}. ")
+               for r in maths)
     info = ph.read_json("dataset_info.json")[recipe.assemble.dataset_name]
     assert info["formatting"] == "sharegpt" and info["columns"] == {"messages": "conversations", "system": "system"}
     assert m["counts"]["out"] == 6
@@ -399,3 +423,5 @@ def test_filter_rejects_crashing_and_timing_out_code_and_wrong_math(tmp_path, wr
     assert "timeout" in rejected["c/1#2"].lower()
     assert [q["id"] for q in ph.records("quarantine")] == ["m/2#0"]
     assert m["counts"]["in"] == 9 and m["counts"]["out"] == 2
+    assert m["counts"]["isolation"] == {"bwrap": 4} and m["counts"]["extraction"] == {"boxed": 1}
+    assert {r["verdict"].get("isolation") for r in ph.records("verdicts") if r["domain"] == "code"} == {"bwrap"}

@@ -27,3 +27,27 @@ def server(hf_engine):
 
     with start_server(hf_engine) as handle:
         yield handle
+
+
+@pytest.fixture(scope="session")
+def vllm_python():
+    """vLLM's Python (`.venv-vllm` after `make install`). CI must have it: there a missing vLLM fails."""
+    from skyt1.engines import EngineUnavailable
+    from skyt1.engines.vllm import find_vllm_python, vllm_version
+
+    try:
+        python = find_vllm_python()
+        vllm_version(python)
+    except EngineUnavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs vLLM for real, but: {e}")
+        pytest.skip(f"no vLLM here: {e}")
+    return python
+
+
+@pytest.fixture(scope="session")
+def vllm_model(tmp_path_factory):
+    """The tiny random model with 32-wide attention heads: vLLM's CPU attention has no kernel for 16 (the default)."""
+    from skyt1.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("vllm") / "tiny", hidden_size=128, seed=0)

@@ -1,4 +1,4 @@
-"""Fixtures of the eval tests: the real benchmark files in ../shared/data and a tiny model built offline."""
+"""Fixtures of the eval tests: the real benchmark files in ../shared/data."""
 
 from __future__ import annotations
 
@@ -15,10 +15,3 @@ def data_dir() -> Path:
     if not (DATA / "math500" / "test.jsonl").exists():
         pytest.skip(f"benchmark data not found at {DATA} (see shared/data/SOURCES.md)")
     return DATA
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from skyt1.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from skyt1.cli import cli
+from skyt1.store import output_dir
 
 COMMON = ["--benchmarks", "aime,math500", "--dtype", "float32", "--max-tokens", "16", "-q"]
 
@@ -81,13 +83,15 @@ def test_rerun_resumes_without_generating_and_rescore_restores(hf_run):
     assert (out / "aime24" / "samples.jsonl").read_bytes() == before  # nothing regenerated or duplicated
     rows = _samples(out, "aime24")
     truth = {r["id"]: (r["correct"], r["status"]) for r in rows}
-    for r in rows:
-        r["correct"], r["status"] = True, "tampered"
-    (out / "aime24" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for shard in (out / "aime24").glob("part-*.jsonl"):  # what the verdicts of an older scorer look like
+        tampered = [{**json.loads(line), "correct": True, "status": "tampered"} for line in shard.read_text().splitlines()]
+        shard.write_text("".join(json.dumps(r) + "\n" for r in tampered))
+    assert {r["status"] for r in output_dir(out).records("aime24")} == {"tampered"}
     result = _eval("--rescore", "--benchmarks", "aime", "--n", "2", "--limit", "3", "--output-dir", str(out),
                    "--data-dir", args[args.index("--data-dir") + 1], "-q")
     assert result.exit_code == 0, result.output
     assert {r["id"]: (r["correct"], r["status"]) for r in _samples(out, "aime24")} == truth
+    assert {r["id"]: (r["correct"], r["status"]) for r in output_dir(out).records("aime24")} == truth
 
 
 def test_other_configuration_in_same_output_dir_is_refused(hf_run):
@@ -115,7 +119,8 @@ def test_openai_backend_with_429_and_500_faults_matches_hf(hf_run, tiny_model):
     assert 429 in statuses and 500 in statuses  # faults were served and retried through
     for bench in ("aime24", "math500"):
         assert _by_id(out, bench) == _by_id(hf_out, bench)  # same seeds, same samples
-        assert json.loads((out / bench / "summary.json").read_text())["config"]["engine"]["backend"] == "openai"
+        engine = json.loads((out / bench / "summary.json").read_text())["config"]["engine"]
+        assert engine["backend"] == "openai" and engine["num_api_keys"] == 1  # a count, not a secret
 
 
 def test_requests_failing_after_retries_are_left_for_the_next_run(tiny_model, data_dir, tmp_path):
@@ -152,19 +157,18 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tiny_model, data_d
     from skyt1.engines.server import FaultPlan, start_server
     from skyt1.recipe import Engine as EngineConfig
 
-    # The killed run talks to a loopback server that answers one request at a time, each 0.25 s late, so
-    # the kill always lands with part of the 16 samples written, however fast the machine is.
+    # The killed run talks to a loopback server that answers one request at a time, each 0.4 s late, so
+    # the kill always lands with part of the 16 samples written (they reach the store every 2 s), however
+    # fast the machine is.
     engine = make_engine(EngineConfig(backend="hf", model=str(tiny_model), dtype="float32"))
-    with engine, start_server(engine, faults=FaultPlan(slow_rate=1.0, delay_s=0.25)) as server:
+    with engine, start_server(engine, faults=FaultPlan(slow_rate=1.0, delay_s=0.4)) as server:
         args = ["eval", "--benchmarks", "aime,math500", "--model", "tiny", "--backend", "openai",
                 "--base-url", server.url, "--concurrency", "1", "--n", "2", "--limit", "4", "--max-tokens", "24",
                 "--data-dir", str(data_dir), "-q", "--scoring-workers", "1"]
         killed, clean = tmp_path / "killed", tmp_path / "clean"
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        files = [killed / bench / "samples.jsonl" for bench in ("aime24", "math500")]
-
         def written() -> int:
-            return sum(f.read_text().count("\n") for f in files if f.exists())
+            return sum(len(output_dir(killed).ids(bench)) for bench in ("aime24", "math500"))
 
         proc = subprocess.Popen([_skyt1(), *args, "--output-dir", str(killed)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -175,12 +179,12 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tiny_model, data_d
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert 2 <= written() < 16
-        with open(files[0], "a") as f:  # what a kill in the middle of a write leaves behind
-            f.write('{"id": "aime24/63#1", "response": "cut sh')
+        leftover = killed / "aime24" / f".tmp-{socket.gethostname().replace('-', '_')}-{proc.pid}-x"
+        leftover.write_text('{"id": "aime24/63#1", "response": "cut sh')  # what a kill in a write leaves
         resumed = subprocess.run([_skyt1(), *args, "--output-dir", str(killed)], env=env, capture_output=True,
                                  text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
-        assert "torn last line" in resumed.stderr
+        assert "resuming:" in resumed.stderr and not leftover.exists()
         result = _eval(*args[1:], "--output-dir", str(clean))
         assert result.exit_code == 0, result.output
     for bench in ("aime24", "math500"):
@@ -191,14 +195,14 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tiny_model, data_d
 
 def test_eval_phase_uses_the_trained_model(tiny_model, data_dir, tmp_path):
     from skyt1.evaluation import phase
-    from skyt1.evaluation.runner import EvalError
+    from skyt1.protocol import PhaseError
     from skyt1.recipe import load_recipe
     from skyt1.store import RunDir
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "tiny.yaml",
                          {"eval.data_dir": str(data_dir), "eval.limit": 2, "eval.sampling.max_tokens": 8})
     run = RunDir(tmp_path / "run")
-    with pytest.raises(EvalError, match="run `skyt1 train` first"):
+    with pytest.raises(PhaseError, match="train is not complete: run `skyt1 train` with the same --run-dir first"):
         phase.run(recipe, run, progress=False)
     shutil.copytree(tiny_model, tmp_path / "run" / "train" / "final")
     run.phase("train").write_manifest(recipe_digest="x", inputs={}, counts={}, started_at=time.time(),

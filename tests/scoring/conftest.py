@@ -1,4 +1,6 @@
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,51 @@ def pool():
 
     with ScoringPool(workers=2) as p:
         yield p
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def descendants() -> dict[int, list[int]]:
+    """pid -> its ancestors up to this test process, for every descendant of it."""
+    me, found = os.getpid(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        chain, ancestor = [], int(entry)
+        while ancestor > 1 and ancestor != me:
+            ancestor = _parent(ancestor)
+            chain.append(ancestor)
+        if ancestor == me:
+            found[int(entry)] = chain[:-1]
+    return found
+
+
+def _sandbox_processes() -> list[str]:
+    """Processes started by programs under test: anything below a harness. (Idle harnesses waiting for
+    their next job are the scorer's own and stay; others on the machine may be scoring too.)"""
+    return [f"{pid}: {cmdline(pid)[:100]}" for pid, chain in descendants().items()
+            if any(_is_harness(cmdline(a)) for a in chain)]
+
+
+def _is_harness(line: str) -> bool:
+    return "harness.py" in line and not line.startswith("bwrap")
+
+
+@pytest.fixture
+def no_stray_processes():
+    yield
+    time.sleep(0.05)
+    assert _sandbox_processes() == []

@@ -30,7 +30,7 @@ def test_extract_choice(response, n, expected):
 def test_verdicts():
     assert score("choice", "The answer is (B).", "B")["status"] == "passed"
     assert score("choice", "The answer is (C).", "B") == {
-        "correct": False, "extracted": "C", "status": "wrong_answer", "passed": 0, "total": 1}
+        "correct": False, "extracted": "C", "status": "wrong_answer", "passed": 0, "total": 1, "extraction": "answer_is"}
     assert score("choice", "I am not sure, a hard one.", "A")["status"] == "no_answer"
     assert score("choice", "The answer is (I).", "I", n_options=10)["correct"] is True
     assert score("choice", "The answer is (B).", "Z")["status"] == "invalid_input"

@@ -83,7 +83,8 @@ def _apps(data, problem):
 def test_apps_references_pass_and_labels_match(data, pool, problem):
     tests, solutions, samples = _apps(data, problem)
     refs = [pool.submit("code", fenced(s), tests, timeout_s=4) for s in solutions[:12]]
-    gens = [pool.submit("code", fenced(g["code"]), tests, timeout_s=4) for g in samples]
+    # the labels come from running every test (a crash anywhere outranks a wrong answer)
+    gens = [pool.submit("code", fenced(g["code"]), tests, timeout_s=4, full_run=True) for g in samples]
     assert [f.result()["status"] for f in refs] == ["passed"] * len(refs)
     mismatched = [(i, g["result"], f.result()["status"]) for i, (g, f) in enumerate(zip(samples, gens, strict=True))
                   if f.result()["status"] not in LABEL_STATUSES[g["result"]]]

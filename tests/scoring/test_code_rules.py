@@ -1,5 +1,7 @@
 """Output comparison, test formats and the reference checker's verdict bugs."""
 
+import time
+
 import pytest
 
 from skyt1.scoring import extract_code, score
@@ -25,14 +27,20 @@ def test_stdout_matches(actual, expected, ok):
 
 
 @pytest.mark.parametrize("actual,expected,ok", [
-    ("[1, 2]", [1, 2], True),
-    ("[1, 2]", [[1, 2]], True),  # APPS wraps outputs in a list
+    ("[1,2]", [1, 2], True),
+    ("[1,2]", [[1, 2]], True),  # APPS wraps outputs in a list
     ("5", [5], True),
     ("true", True, True),
     ("1", True, False),  # bool is not int
     ("0.30000000000000004", 0.3, True),
     ("1000000000001", 1000000000000, False),
-    ("{\"a\": 1}", {"a": 1}, True),
+    ('{"d":[["a",1]]}', {"a": 1}, True),
+    ('{"t":[1,2]}', [1, 2], True),  # a returned tuple compares as a list
+    ('{"s":[2,1]}', [1, 2], True),  # a set as a sorted list
+    ('"512301"', "512301", True),  # a string of digits stays a string
+    ('"512301"', 512301, False),
+    ('{"r":[0,"Anything"]}', 1, False),  # an object that is not data never matches
+    ('{"a": 1}', {"a": 1}, False),  # not the harness's encoding
     ("not json", 1, False),
 ])
 def test_result_matches(actual, expected, ok):
@@ -66,9 +74,15 @@ def test_crashing_code_is_wrong(program, status):
     assert verdict["status"] == status and not verdict["correct"] and verdict["passed"] == 0
 
 
-def test_early_stop_skips_remaining_tests():
-    verdict = score("code", fenced("import time\ntime.sleep(30)"), STDIO, timeout_s=1, early_stop=True)
-    assert verdict["status"] == "timeout" and verdict["total"] == 2
+def test_stops_at_the_first_failure_unless_full_run():
+    t0 = time.monotonic()
+    verdict = score("code", fenced("import time\ntime.sleep(30)"), STDIO, timeout_s=1)
+    assert verdict["status"] == "timeout" and (verdict["passed"], verdict["total"]) == (0, 2)
+    assert time.monotonic() - t0 < 1.9  # the second test never ran
+    wrong_first = fenced("a, b = map(int, input().split())\nprint(a + b + (a == 2))")
+    assert score("code", wrong_first, STDIO)["passed"] == 0  # stopped: the second test never ran
+    full = score("code", wrong_first, STDIO, full_run=True)
+    assert (full["status"], full["passed"], full["total"]) == ("wrong_answer", 1, 2)
 
 
 def test_call_based_function_class_and_lcb_formats():

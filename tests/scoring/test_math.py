@@ -1,6 +1,7 @@
 import pytest
 
 from skyt1.scoring import extract_math_answer, score
+from skyt1.scoring.math import extract
 
 from .conftest import read_jsonl
 
@@ -100,3 +101,98 @@ def test_qwen25_math_outputs_agree_with_their_labels(data, pool):
     disagree = [(gold, f.result()["extracted"], label) for (_, gold, label), f in zip(cases, futures, strict=True)
                 if f.result()["correct"] != label]
     assert len(cases) == 800 and disagree == [("10{,}000", "10000", False)]
+
+
+@pytest.mark.parametrize("response,answer,rule", [
+    # an answer split over several boxes is read whole; an earlier box elsewhere does not join it
+    ("so \\boxed{-2} and \\boxed{1}.", "-2, 1", "boxed"),
+    ("$$\\boxed{(2, 2)} \\quad \\text{and} \\quad \\boxed{(6, 2)}$$", "(2, 2), (6, 2)", "boxed"),
+    ("\\[\\boxed{k = 45} \\quad \\text{and} \\quad \\boxed{n = 2}\\]", "k = 45, n = 2", "boxed"),
+    ("\\( y_1 = \\boxed{3} \\) and \\( y_2 = \\boxed{5} \\)", "3, 5", "boxed"),
+    ("\\boxed{1},\\boxed{2},\\boxed{3}", "1, 2, 3", "boxed"),
+    ("We get \\boxed{7} for the first part. Hence the whole is \\boxed{9}", "9", "boxed"),
+    # a final-answer statement ends with its sentence
+    ("The final answer is $14{,}916$. I hope it is correct. Note: we checked 3 more cases.", "14{,}916",
+     "final_answer"),
+    ("Final Answer: The final answer is 12,000,023. I hope it is correct.", "12,000,023", "final_answer"),
+    # a later final answer beats an intermediate box
+    ("Interest: $\\boxed{255}$, so $10,200 + $255 = $10,455. Final Answer: The final answer is $10,455$. "
+     "I hope it is correct.", "10,455", "final_answer"),
+    # Minerva's "Final Answer:" without "the final answer is"
+    ("So $n \\le 34$.\nFinal Answer: The largest $n$ is 34.", "34", "final_answer"),
+    ("Final Answer: Jane started growing 3 hours ago. I hope it is correct.", "3", "final_answer"),
+    ("The final answer is \\boxed{5}. <|im_start|>user\nThe final answer is 6.", "5", "boxed"),  # run-on turn
+])
+def test_extraction_rules(response, answer, rule):
+    assert extract(response) == (answer, rule)
+
+
+@pytest.mark.parametrize("response,reference", [
+    ("so \\boxed{-2} and \\boxed{1}.", "1,-2"),
+    ("$$\\boxed{(2, 2)} \\quad \\text{and} \\quad \\boxed{(6, 2)}$$", "(6, 2), (2, 2)"),
+    ("\\boxed{k = 45} \\quad \\text{and} \\quad \\boxed{n = 2}", "k = 45, n = 2"),
+    ("The final answer is $14{,}916$. I hope it is correct. Note: we checked 3 more cases.", "14916"),
+    ("Final Answer: The final answer is 12,000,023. I hope it is correct.", "12000023"),
+    ("Interest: $\\boxed{255}$. Final Answer: The final answer is $10,455$. I hope it is correct.", "10455"),
+    ("Final Answer: The largest $n$ is 34.", "34"),
+    ("\\boxed{2}", "In all, \\boxed{1} and then, thus, \\boxed{2}"),  # a worked solution as the reference
+])
+def test_misses_of_the_field_suites_are_read_correctly(response, reference):
+    verdict = score("math", response, reference)
+    assert verdict["correct"], verdict
+
+
+@pytest.mark.parametrize("response,reference", [
+    ("\\boxed{32, 349}", "32349"),  # two numbers, not a thousands separator
+    ("\\boxed{1, 2, 3}", "\\boxed{1} and and or thus but \\boxed{2} and \\boxed{3}"),  # the reference reads 2, 3
+    ("\\boxed{2}. The final answer is 5", "2"),  # the later statement is the answer
+    ("\\boxed{1} and \\boxed{2}", "2"),
+])
+def test_reading_more_does_not_make_wrong_answers_right(response, reference):
+    verdict = score("math", response, reference, finish_reason="stop")
+    assert not verdict["correct"], verdict
+
+
+PROSE = [  # answers stated without a box or a "final answer" marker
+    ("We get 5 apples, then 7, so 12", "12"),
+    ("Therefore $x \\geq 5$ is the solution.", "x \\ge 5"),
+    ("The identity matrix is $ \\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix} $.",
+     "\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}"),
+    ("So we divide and the answer is 0", "0"),
+    ("so $x+y = 1000$ therefore answer is $1$", "1"),
+    ("Hence the probability that Alice wins the game is 2/3.", "\\frac{2}{3}"),
+    ("Il reste donc 220 $ à payer dans 12 mois.", "220"),  # a dollar sign is not math
+]
+
+
+@pytest.mark.parametrize("response,reference", PROSE)
+def test_prose_answers_count_only_for_responses_that_finished(response, reference):
+    finished = score("math", response, reference, finish_reason="stop")
+    assert finished["correct"] and finished["extraction"] in ("answer_is", "last_expression"), finished
+    for unfinished in ("length", None):  # truncated, or unknown: a number from an unfinished trace is no answer
+        verdict = score("math", response, reference, finish_reason=unfinished)
+        assert verdict["status"] == "no_answer" and not verdict["correct"]
+
+
+@pytest.mark.parametrize("response", [
+    "<think> I compute \\boxed{12} and 12 but wait",  # truncated inside the thinking, even if it says "stop"
+    "<|begin_of_thought|> so 12 <|end_of_thought|>",
+    "Answer $ \n 12 \n $",  # inline math broken over lines is not an answer
+    "No idea.",
+])
+def test_finished_responses_without_an_answer_stay_without_one(response):
+    assert score("math", response, "12", finish_reason="stop")["status"] == "no_answer"
+
+
+def test_the_rule_is_recorded():
+    assert score("math", "so \\boxed{4}", "4")["extraction"] == "boxed"
+    assert score("math", "The final answer is 4.", "4")["extraction"] == "final_answer"
+    gsm = score("math", "so she has 4 apples.\nA: 4", "4", answer_pattern=GSM8K_ANSWER)
+    assert gsm["extraction"] == "pattern"
+    assert "extraction" not in score("math", "no answer", "4")
+
+
+@pytest.mark.parametrize("response", ["\\boxed{" * 20000, "\\(" * 20000 + "\\[" * 20000, "$x$ 1 " * 20000 + "$ 2"])
+def test_pathological_responses_are_read_without_running_out_of_time(response):
+    verdict = score("math", response, "1", finish_reason="stop", timeout_s=5)
+    assert verdict["status"] != "timeout", verdict  # extraction is linear in the response's length

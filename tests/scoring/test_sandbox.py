@@ -4,8 +4,8 @@ Most programs here would PASS their test if the attack worked (the expected outp
 so a verdict of "not correct" proves the attack failed.
 """
 
-import os
 import socket
+import textwrap
 import threading
 import time
 import uuid
@@ -13,62 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from skyt1.scoring import score
-from skyt1.scoring.code import sandbox
+from skyt1.scoring import ScoringPool, score
+from skyt1.scoring.code import SandboxUnavailable, sandbox, score_code
 
-from .conftest import fenced
+from .conftest import cmdline, descendants, fenced
 
 
 def _stdio(expected: str, inputs: str = "") -> dict:
     return {"kind": "stdio", "inputs": [inputs], "outputs": [expected]}
 
 
-def _parent(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _descendants() -> dict[int, list[int]]:
-    """pid -> its ancestors up to this test process, for every descendant of it."""
-    me, found = os.getpid(), {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        chain, ancestor = [], int(entry)
-        while ancestor > 1 and ancestor != me:
-            ancestor = _parent(ancestor)
-            chain.append(ancestor)
-        if ancestor == me:
-            found[int(entry)] = chain[:-1]
-    return found
-
-
-def _sandbox_processes() -> list[str]:
-    """Processes started by programs under test: anything below a harness. (Idle harnesses waiting for
-    their next job are the scorer's own and stay; others on the machine may be scoring too.)"""
-    return [f"{pid}: {_cmdline(pid)[:100]}" for pid, chain in _descendants().items()
-            if any(_is_harness(_cmdline(a)) for a in chain)]
-
-
-def _is_harness(cmdline: str) -> bool:
-    return "harness.py" in cmdline and not cmdline.startswith("bwrap")
-
-
-@pytest.fixture(autouse=True)
-def no_stray_processes():
-    yield
-    time.sleep(0.05)
-    assert _sandbox_processes() == []
+pytestmark = pytest.mark.usefixtures("no_stray_processes")
 
 
 def run(program: str, tests: dict, **kw) -> dict:
@@ -190,16 +145,18 @@ def test_sleeping_children_do_not_outlive_the_verdict():
     assert run(program, _stdio("1"))["correct"]  # the fixture checks nothing is left
 
 
-def test_killing_the_harness_is_a_failure():
-    program = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint(1)"
-    verdict = run(program, {"kind": "stdio", "inputs": ["", ""], "outputs": ["1", "1"]})
-    assert not verdict["correct"] and verdict["passed"] == 0
+def test_the_harness_cannot_be_killed_or_traced():
+    """The harness is the sandbox's pid 1: signals from inside do not reach it, and it is not dumpable."""
+    program = ("import ctypes, os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)\n"
+               "print(os.getppid(), ctypes.CDLL(None).ptrace(16, 1, None, None))")  # PTRACE_ATTACH
+    verdict = run(program, {"kind": "stdio", "inputs": ["", ""], "outputs": ["1 -1", "1 -1"]}, full_run=True)
+    assert verdict["correct"] and verdict["passed"] == 2
 
 
 def test_closing_leaves_no_sandbox_processes():
     run("print(1)", _stdio("1"))
     sandbox.close_idle_sessions()
-    left = [_cmdline(pid) for pid in _descendants()]
+    left = [cmdline(pid) for pid in descendants()]
     assert [c for c in left if "harness.py" in c or c.startswith("bwrap")] == []
 
 
@@ -240,15 +197,114 @@ def test_eq_trick_fails():
     assert not run(subclass, tests)["correct"]
 
 
-def test_fallback_without_bwrap_is_loud_and_recorded(monkeypatch):
+@pytest.fixture
+def no_bwrap(monkeypatch):
+    """A machine without bubblewrap (PATH without it), on a laptop (no SkyPilot variables)."""
     monkeypatch.setenv("PATH", "/nonexistent")
+    for name in sandbox.CLOUD_NODE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sandbox, "_warned", False)
     sandbox.bwrap_available.cache_clear()
-    try:
-        with pytest.warns(RuntimeWarning, match="CODE SANDBOX DISABLED"):
-            verdict = score("code", fenced("print(input())"), _stdio("5", "5"))
-        assert verdict["correct"] and verdict["isolation"] == "rlimits"
-        looping = score("code", fenced("while True:\n    pass"), _stdio("5"), timeout_s=1)
-        assert looping["status"] == "timeout"
-    finally:
-        sandbox.bwrap_available.cache_clear()
+    yield monkeypatch
+    sandbox.bwrap_available.cache_clear()
+
+
+def test_fallback_without_bwrap_is_loud_and_recorded(no_bwrap):
+    with pytest.warns(RuntimeWarning, match="CODE SANDBOX DISABLED"):
+        assert sandbox.choose_isolation() == "rlimits"
+    verdict = score_code(fenced("print(input())"), _stdio("5", "5"), isolation="auto")
+    assert verdict["correct"] and verdict["isolation"] == "rlimits"
+    looping = score_code(fenced("while True:\n    pass"), _stdio("5"), timeout_s=1, isolation="auto")
+    assert looping["status"] == "timeout" and looping["isolation"] == "rlimits"
+
+
+def test_a_cloud_node_without_bwrap_fails_unless_the_fallback_is_allowed(no_bwrap):
+    no_bwrap.setenv("SKYPILOT_TASK_ID", "sky-2026-01-01-00-00-00-000000_cluster_1")
+    with pytest.raises(SandboxUnavailable) as failure:
+        sandbox.choose_isolation()
+    message = str(failure.value)
+    assert "\n" not in message and "bwrap is not installed" in message and "--allow-unsandboxed" in message
+    with ScoringPool(workers=1) as pool:
+        with pytest.raises(SandboxUnavailable):  # before any work, in the caller's thread
+            pool.submit("code", fenced("print(1)"), _stdio("1"))
+        assert pool.submit("math", "\\boxed{1}", "1").result()["correct"]  # math needs no sandbox
+    with ScoringPool(workers=1, allow_unsandboxed=True) as pool, pytest.warns(RuntimeWarning):
+        assert pool.code_isolation() == "rlimits"
+        verdict = pool.submit("code", fenced("print(1)"), _stdio("1")).result()
+    assert verdict["correct"] and verdict["isolation"] == "rlimits"
+
+
+# ------------------------------------------------------------------------------------------ state and shared memory
+
+_SYSV = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+KEY, CREATE = 0x5C0FE, 0o1000 | 0o600
+"""
+LEAKS = {  # how a program leaves a token behind, and how a later one looks for it ("absent" if gone)
+    "tmp": ("open('/tmp/leak', 'w').write(TOKEN)", "print(open('/tmp/leak').read())"),
+    "dev-shm": ("open('/dev/shm/leak', 'w').write(TOKEN)", "print(open('/dev/shm/leak').read())"),
+    "mqueue": ("os.close(os.open('/dev/mqueue/leak', os.O_CREAT | os.O_RDWR, 0o600))",
+               "print(TOKEN if os.path.exists('/dev/mqueue/leak') else 'absent')"),
+    "sysv-shm": (_SYSV + "ctypes.memmove(libc.shmat(libc.shmget(KEY, 4096, CREATE), None, 0), TOKEN.encode(), 32)",
+                 _SYSV + "i = libc.shmget(KEY, 0, 0)\nprint(ctypes.string_at(libc.shmat(i, None, 0), 32).decode() "
+                         "if i >= 0 else 'absent')"),
+    "sysv-sem": (_SYSV + "libc.semget(KEY, 1, CREATE)", _SYSV + "print(TOKEN if libc.semget(KEY, 1, 0) >= 0 else 'absent')"),
+    "sysv-msg": (_SYSV + "libc.msgget(KEY, CREATE)", _SYSV + "print(TOKEN if libc.msgget(KEY, 0) >= 0 else 'absent')"),
+}
+
+
+def _leaker(kind: str) -> str:
+    write, read = (textwrap.indent(code.strip(), " " * depth) for code, depth in zip(LEAKS[kind], (4, 8), strict=True))
+    return (f"import os\nTOKEN = {uuid.uuid4().hex!r}\nif input() == 'write':\n{write}\n    print('ok')\n"
+            f"else:\n    try:\n{read}\n    except OSError:\n        print('absent')\n")
+
+
+@pytest.mark.parametrize("kind", sorted(LEAKS))
+def test_nothing_survives_from_one_test_to_the_next(kind):
+    verdict = run(_leaker(kind), {"kind": "stdio", "inputs": ["write\n", "read\n"], "outputs": ["ok", "absent"]},
+                  full_run=True)
+    assert verdict["correct"], verdict
+
+
+@pytest.mark.parametrize("kind", sorted(LEAKS))
+def test_nothing_survives_from_one_solution_to_the_next(kind):
+    program = _leaker(kind)  # run one after the other, they share the idle sandbox of this process
+    assert run(program, _stdio("ok", "write\n"))["correct"]
+    assert run(program, _stdio("absent", "read\n"))["correct"]
+
+
+def test_dev_is_read_only():
+    assert run("import os\ntry:\n    open('/dev/leak', 'w')\nexcept OSError as e:\n    print(e.errno)",
+               _stdio("30"))["correct"]  # EROFS
+
+
+def test_dev_shm_is_capped():
+    program = """
+written = 0
+try:
+    for i in range(1024):  # files of 1 MiB (one file alone may not pass the file size limit)
+        with open(f'/dev/shm/part{i}', 'wb') as f:
+            f.write(b'x' * (1 << 20))
+        written += 1
+except OSError:
+    pass
+print('capped' if written <= 64 else f'wrote {written} MiB')
+"""
+    assert run(program, _stdio("capped"), memory_mb=2048)["correct"]
+
+
+def test_sysv_shared_memory_is_capped():
+    program = _SYSV + """
+size = 2 << 30
+segment = libc.shmget(KEY, ctypes.c_size_t(size), CREATE)
+address = libc.shmat(segment, None, 0) if segment >= 0 else None
+if address in (None, ctypes.c_void_p(-1).value):
+    print('refused')
+else:
+    ctypes.memset(address, 1, size)
+    print('wrote 2 GiB')
+"""
+    verdict = run(program, _stdio("wrote 2 GiB"), memory_mb=512)
+    assert not verdict["correct"] and verdict["status"] in ("wrong_answer", "memory_limit", "runtime_error")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from skyt1.recipe import load_recipe
-from skyt1.store import RunDir
+from skyt1.store import RunDir, content_digest
 
 REPO = Path(__file__).resolve().parents[2]
 HOOKS = Path(__file__).parent / "hooks"
@@ -34,17 +34,11 @@ def sharegpt_rows(n: int) -> list[dict]:
 def write_assembled(run: RunDir, rows: list[dict], name: str = "skyt1_sft") -> None:
     """RUN/assemble as the assemble phase leaves it: train.json, dataset_info.json, _DONE.json."""
     ph = run.phase("assemble")
-    ph.write_text("train.json", json.dumps(rows, ensure_ascii=False))
+    text = json.dumps(rows, ensure_ascii=False)
+    ph.write_text("train.json", text)
     ph.write_json("dataset_info.json", {name: {"file_name": "train.json", "formatting": "sharegpt"}})
     ph.write_manifest(recipe_digest="test", inputs={"filter": "test"}, counts={"rows": len(rows)},
-                      started_at=time.time(), outputs={"train": str(len(rows))})
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from skyt1.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-student") / "model", seed=0)
+                      started_at=time.time(), outputs={"train.json": content_digest(text)})
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 import yaml
 
+from skyt1.protocol import PhaseError
 from skyt1.training import train
 from skyt1.training.checkpoints import TRAINER_STATE
 
@@ -78,15 +79,20 @@ def test_changed_config_is_refused_and_force_starts_over(tiny_model, make_run, m
     # W&B / TensorBoard see one run across recoveries: the name comes from SkyPilot's stable task id.
     assert frozen["train_args"]["run_name"] == "sky-2026-11-21-managed-7_skyt1-train_0"
 
-    with pytest.raises(train.TrainError, match=r"learning_rate: 0.001 -> 0.002\n  train_args.max_steps: 2 -> 3"):
+    with pytest.raises(PhaseError, match=r"train.learning_rate: 0.001 -> 0.002\n  train.max_steps: 2 -> 3\n"
+                                         r"Continuing would mix the two. Pass --force"):
         train.run(recipe_for(tiny_model, max_steps=3, learning_rate=2e-3), run, progress=False)
-    # Another world size cannot load ZeRO shards: refused as well (one node with 2 GPUs from SkyPilot).
+    # Another world size cannot load ZeRO shards: an interrupted run resumed on another machine shape is
+    # refused as well (one node with 2 GPUs from SkyPilot).
+    manifest = run.phase("train").manifest()
+    run.phase("train").invalidate()
     monkeypatch.setenv("SKYPILOT_NODE_IPS", "10.0.0.1")
     monkeypatch.setenv("SKYPILOT_NUM_NODES", "1")
     monkeypatch.setenv("SKYPILOT_NODE_RANK", "0")
     monkeypatch.setenv("SKYPILOT_NUM_GPUS_PER_NODE", "2")
     with pytest.raises(train.TrainError, match="world_size: 1 -> 2"):
-        train.run(recipe_for(tiny_model, max_steps=3), run, progress=False)
+        train.run(recipe_for(tiny_model, max_steps=2), run, progress=False)
+    run.phase("train").write_json("_DONE.json", manifest)
     for var in ("SKYPILOT_NODE_IPS", "SKYPILOT_NUM_NODES", "SKYPILOT_NODE_RANK", "SKYPILOT_NUM_GPUS_PER_NODE"):
         monkeypatch.delenv(var)
     assert run.phase("train").manifest()["counts"]["steps"] == 2  # refusals changed nothing
@@ -102,7 +108,7 @@ def test_missing_or_bad_dataset_says_what_to_do(tiny_model, tmp_path):
     from .conftest import write_assembled
 
     run = RunDir(tmp_path / "empty")
-    with pytest.raises(train.TrainError, match="run `skyt1 assemble` first"):
+    with pytest.raises(PhaseError, match="run `skyt1 assemble` with the same --run-dir first"):
         train.run(recipe_for(tiny_model), run, progress=False)
     write_assembled(run, [{"system": "s", "conversations": []}])
     with pytest.raises(train.TrainError, match="row 0 has no `conversations`"):
@@ -113,5 +119,5 @@ def test_a_failing_launch_reports_its_log(tiny_model, make_run, tmp_path):
     run = make_run(rows=4)
     with pytest.raises(train.TrainError, match=r"without a finished model(.|\n)*Run the same command again"):
         train.run(recipe_for(tmp_path / "no-such-model"), run, progress=False)
-    attempts = run.local_path("train/attempts.jsonl").read_text().splitlines()
-    assert json.loads(attempts[-1])["exit_code"] != 0
+    attempts = sorted(run.local_path("train/attempts").glob("*.json"))
+    assert json.loads(attempts[-1].read_text())["exit_code"] != 0

@@ -9,17 +9,19 @@ stdin/stdout tests (APPS, TACO, LiveCodeBench):
      relative). Integers always compare exactly: the APPS checker's
      numpy.allclose fallback accepted answers off by one on large integers, and that is not repeated.
 
-call-based tests: the returned value arrives as JSON text written inside the sandbox, so only data is
-compared, never objects the program created (whose __eq__ could lie). Tuples have become lists. It
-matches when it equals the expected value (same recursive rules: non-integer floats within 1e-6, every
-other value exactly, bool is not int), or, as in APPS, when the expected value is a one-element wrapper
-list around the returned value.
+call-based tests: the returned value arrives as data (`wire.py`), decoded here into builtin values only, so
+only data is compared, never objects the program created (whose __eq__ could lie). Tuples compare as lists
+and sets as sorted lists (JSON, in which expected values are written, has neither). It matches when it
+equals the expected value (same recursive rules: non-integer floats within 1e-6, every other value
+exactly, bool is not int), or, as in APPS, when the expected value is a one-element wrapper list around the
+returned value.
 """
 
 from __future__ import annotations
 
-import json
 import re
+
+from skyt1.scoring.code import wire
 
 FLOAT_TOL = 1e-6
 _INTEGER = re.compile(r"^[+-]?\d+$")
@@ -73,10 +75,21 @@ def _value_match(actual, expected) -> bool:
     return actual == expected
 
 
-def result_matches(result_json: str, expected) -> bool:
+def _as_json_value(value):
+    if isinstance(value, list | tuple):
+        return [_as_json_value(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_as_json_value(v) for v in value), key=repr)
+    if isinstance(value, dict):
+        return {k: _as_json_value(v) for k, v in value.items()}
+    return value
+
+
+def result_matches(result: str, expected) -> bool:
+    """`result`: the returned value as the harness sent it (`wire.dumps` text)."""
     try:
-        actual = json.loads(result_json)
-    except (json.JSONDecodeError, RecursionError):
+        actual = _as_json_value(wire.loads(result))
+    except wire.WireError:
         return False
     if _value_match(actual, expected):
         return True

@@ -1,34 +1,64 @@
-"""Test harness that runs INSIDE the sandbox (standard library only; started as a script).
+"""Test harness that runs INSIDE the sandbox (standard library only; started as a script next to judge.py
+and wire.py, which it imports).
 
 It serves jobs, one JSON line each on stdin: {"mode": "stdio"|"call"|"assert", "code", "tests": [...],
-"timeout_s", "memory_mb", "output_bytes", "early_stop", "pid_namespace"}. For every test it forks a child
-that applies the resource limits, runs the untrusted program, and exits; the harness waits with a
-wall-clock timeout, then kills everything the child started and wipes the scratch directory, so one
-harness serves many solutions without one seeing another (sandbox start-up is paid once per worker). It writes one JSON line per test to its own stdout, which the
-child cannot reach (the child's fds are closed; no /proc in the sandbox).
+"timeout_s", "memory_mb", "output_bytes", "early_stop", "private", ...}. It answers one JSON line per test
+as soon as that test has run; with `early_stop` it then reads one line, "next" or "stop", from the scorer,
+which compares the output with the expected one (expected outputs never enter the sandbox). After the last
+test it writes {"end": true}.
 
-Expected outputs are never part of the job: the harness reports what the program produced (stdout text,
-or the JSON text of a returned value) and the comparison happens outside the sandbox. For assert-style
-tests the child only learns a per-test random nonce through a pipe at a random fd number, reads it after
-all asserts ran, and writes it back on a second pipe: exit codes, atexit hooks, sys.exit and os._exit
-cannot produce it. (Python code sharing an interpreter with its tests can always inspect that interpreter;
-deliberately hunting for the harness's pipes is outside this guarantee, and the sandbox still contains it.)
+Every test runs in a fresh process forked from this harness, with limits on CPU time, address space, file
+size and message queues, a wall-clock timeout, and everything it started killed afterwards; the scratch
+directory, /dev/shm, POSIX message queues and SysV IPC objects are wiped between tests, so nothing one test
+or solution leaves behind reaches the next.
+
+Nothing the verdict relies on runs in the program's process after its code did:
+- stdio and call tests are judged outside the sandbox on what the program produced (its stdout, or its
+  return value as data, see wire.py); the few harness steps left in the program's process (exit status,
+  flushing) are bound before the program runs, so patching os._exit or json cannot change them;
+- assert tests (HumanEval's check(candidate), MBPP's asserts) run in a separate JUDGE process forked
+  before the program starts. The judge executes the test code and reaches the program only through
+  calls over a socket: arguments go out as data, results come back as data (decoded into builtin values,
+  so an object whose __eq__ always says True arrives as a reference that equals nothing but itself). The
+  judge reports its verdict on a pipe the program never holds; a program that tampers with the
+  interpreter (builtins.compile, exec, os._exit) tampers with its own process only.
 """
 
+import atexit
+import builtins
+import ctypes
 import json
 import os
-import random
 import resource
 import select
 import shutil
 import signal
+import socket
 import sys
+import threading
 import time
+import traceback
 
-EXIT_OK, EXIT_RUNTIME, EXIT_COMPILE, EXIT_MEMORY, EXIT_ASSERT = 0, 1, 2, 3, 4
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `python -I` leaves out the script's folder
+import judge  # noqa: E402
+import wire  # noqa: E402
+
+del sys.path[0]
+
+# Bound before any program runs: the steps a test process takes after the program's code cannot be
+# redirected by patching these modules.
+_exit, _write, _close = os._exit, os.write, os.close
+_compile, _exec = compile, exec
+_thread_shutdown, _run_exitfuncs = threading._shutdown, atexit._run_exitfuncs
+_format_exception = traceback.format_exception
+_result_text = wire.dumps
+
+EXIT_OK, EXIT_RUNTIME, EXIT_COMPILE, EXIT_MEMORY = 0, 1, 2, 3
+EXIT_STATUS = {EXIT_OK: "ok", EXIT_COMPILE: "compile_error", EXIT_MEMORY: "memory_limit"}
 STDERR_TAIL = 2000
 WORK = "/tmp"  # the private scratch directory (a tmpfs inside bwrap)
-
+PRIVATE_DIRS = ("/dev/shm", "/dev/mqueue")  # wiped between tests inside bwrap (never the host's)
+CHANNEL_FD = 3  # the program's end of the judge's socket, in assert mode
 
 # APPS, TACO and LiveCodeBench run every stdin and call-based program after a block of common imports
 # (typing names such as List for LeetCode signatures, math, collections, ...). They are imported once here,
@@ -48,6 +78,9 @@ exec(_PRELUDE_SOURCE, PRELUDE)
 del PRELUDE["__builtins__"]
 
 
+# ------------------------------------------------------------------------------------------ test processes
+
+
 def _limit(kind, value):
     try:
         resource.setrlimit(kind, (value, value))
@@ -55,104 +88,153 @@ def _limit(kind, value):
         pass
 
 
-def _child(job, test, index, nonce_r, verdict_w):
+def _isolate(job, keep):
+    """Common set-up of a test process: own process group, fds 0-2 + `keep` only, resource limits."""
     os.setpgid(0, 0)
-    workdir = f"{WORK}/t{index}"
-    os.makedirs(workdir, exist_ok=True)
-    os.chdir(workdir)
-    out_fd = os.open(f"{WORK}/out{index}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    err_fd = os.open(f"{WORK}/err{index}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    in_fd = os.open(f"{WORK}/in{index}", os.O_RDONLY)
-    os.dup2(in_fd, 0)
-    os.dup2(out_fd, 1)
-    os.dup2(err_fd, 2)
-    # Hide the two verdict pipes at random fd numbers, then close everything else (incl. the harness stdout).
-    keep = []
-    if nonce_r is not None:
-        keep = random.sample(range(100, 1000), 2)
-        os.dup2(nonce_r, keep[0])
-        os.dup2(verdict_w, keep[1])
-        nonce_r, verdict_w = keep
+    os.chdir(WORK)
+    os.closerange(max([2] + keep) + 1, 1 << 16)
     low = 3
-    for fd in sorted(keep) + [1024]:
+    for fd in sorted(keep):
         os.closerange(low, fd)
         low = fd + 1
-    cpu = int(job["timeout_s"]) + 1
-    _limit(resource.RLIMIT_CPU, cpu)
+    _limit(resource.RLIMIT_CPU, int(job["timeout_s"]) + 1)
     _limit(resource.RLIMIT_AS, int(job["memory_mb"]) * 1024 * 1024)
     _limit(resource.RLIMIT_FSIZE, int(job["output_bytes"]))
     _limit(resource.RLIMIT_CORE, 0)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+    _limit(resource.RLIMIT_MSGQUEUE, 1 << 20)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    sys.stdin = open(0, closefd=False)
-    sys.stdout = open(1, "w", closefd=False)
-    sys.stderr = open(2, "w", closefd=False)
-    sys.argv = ["solution.py"]
+
+
+def _redirect(index):
+    """stdin from the test input, stdout/stderr to files; returns the harness's own stream objects."""
+    fds = [os.open(f"{WORK}/in{index}", os.O_RDONLY),
+           os.open(f"{WORK}/out{index}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+           os.open(f"{WORK}/err{index}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)]
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdin = sys.__stdin__ = open(0, closefd=False)
+    sys.stdout = sys.__stdout__ = open(1, "w", closefd=False)
+    sys.stderr = sys.__stderr__ = open(2, "w", closefd=False)
+    return sys.stdout, sys.stderr
+
+
+def _program(job, index, channel_fd):
+    """The program's process (never returns). Runs the untrusted program as `python solution.py` would:
+    uncaught exception -> traceback and exit 1, SystemExit -> its code, then non-daemon threads are
+    joined, atexit hooks run and stdout is flushed (a program may have closed it)."""
     mode = job["mode"]
+    status = EXIT_RUNTIME
     try:
-        code = _compile(job["code"], mode)
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
+        channel = None
+        if channel_fd is not None:
+            if channel_fd != CHANNEL_FD:
+                os.dup2(channel_fd, CHANNEL_FD)
+            channel = socket.socket(fileno=CHANNEL_FD)
+        _isolate(job, [CHANNEL_FD] if channel is not None else [])
+        out, err = _redirect(index)
+        atexit._clear()
+        sys.argv = ["solution.py"]
+        sys.set_int_max_str_digits(0)
+        status = _run_program(job, index, mode, channel)
+        status = _finish(status, out, err)
+    finally:
+        _exit(status)
+
+
+def _run_program(job, index, mode, channel):
+    try:
+        code = _compile_program(job["code"], mode)
+    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as e:
         print(f"compile error: {e!r}", file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(EXIT_COMPILE)
-    env = {"__name__": "__main__", "__builtins__": __builtins__}
+        if channel is not None:
+            judge.send(channel, {"load_error": ["compile_error", repr(e)[:500]]})
+        return EXIT_COMPILE
+    env = {"__name__": "__main__", "__builtins__": builtins}
     if mode in ("stdio", "call"):
         env.update(PRELUDE)
-    status = EXIT_OK
     try:
-        try:
+        if mode == "assert":
             if job.get("prelude_code"):  # e.g. the imports of a HumanEval prompt, which precede the completion
-                exec(compile(job["prelude_code"], "prelude.py", "exec"), env)
-            exec(code, env)
-        except SystemExit:
-            if mode != "stdio":
-                raise
+                _exec(_compile(job["prelude_code"], "prelude.py", "exec"), env)
+            _exec(code, env)
+            if job.get("setup_code"):  # MBPP: set-up that uses the program's classes runs after it
+                _exec(_compile(job["setup_code"], "setup.py", "exec"), env)
+            judge.send(channel, {"ready": True})
+            judge.serve(channel, env)
+            return EXIT_OK
+        try:
+            _exec(code, env)
         except BaseException as e:  # noqa: BLE001
-            if mode == "call":  # APPS semantics: a program that cannot even be loaded did not compile
-                print(f"error while loading the program: {e!r}", file=sys.stderr)
-                sys.stderr.flush()
-                os._exit(EXIT_COMPILE)
+            if mode == "call" and not isinstance(e, SystemExit):  # APPS: a program that cannot even load
+                sys.stderr.write("error while loading the program: " + "".join(_format_exception(e))[-1500:])
+                return EXIT_COMPILE
             raise
         if mode == "call":
-            _call(job, test, env)
-        elif mode == "assert":
-            if job.get("setup_code"):
-                exec(compile(job["setup_code"], "setup.py", "exec"), env)
-            exec(compile(test, "test.py", "exec"), env)
-            if job.get("entry_point"):
-                env["check"](env[job["entry_point"]])
-            nonce = os.read(nonce_r, 64)
-            os.write(verdict_w, nonce)
+            _call(job, job["tests"][index], env)
+        return EXIT_OK
+    except SystemExit as e:
+        return _exit_code(e)
     except MemoryError:
-        status = EXIT_MEMORY
-    except AssertionError as e:
-        status = EXIT_ASSERT
-        print(f"assertion failed: {e!r}", file=sys.stderr)
+        _report_load_error(channel, "memory_limit", "MemoryError")
+        return EXIT_MEMORY
     except BaseException as e:  # noqa: BLE001 - any exception from untrusted code is a runtime error
-        status = EXIT_RUNTIME
+        _report_load_error(channel, "runtime_error", f"{type(e).__name__}: {e}"[:500])
         try:
-            import traceback
-
-            traceback.print_exception(e)
+            sys.stderr.write("".join(_format_exception(e)))
         except BaseException:  # noqa: BLE001
             pass
+        return EXIT_RUNTIME
+
+
+def _report_load_error(channel, status, detail):
+    if channel is not None:
+        try:
+            judge.send(channel, {"load_error": [status, detail]})
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+def _exit_code(e):
+    code = e.code
+    if code is None:
+        return EXIT_OK
+    if isinstance(code, int):
+        return code & 0xFF
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        print(code, file=sys.stderr)
     except BaseException:  # noqa: BLE001
-        status = status or EXIT_RUNTIME
-    os._exit(status)
+        pass
+    return EXIT_RUNTIME
 
 
-def _compile(source, mode):
+def _finish(status, out, err):
+    """What the interpreter does at exit: join non-daemon threads, run atexit hooks, flush the streams."""
+    for step in (_thread_shutdown, _run_exitfuncs):
+        try:
+            step()
+        except BaseException:  # noqa: BLE001 - as Python: an error in an exit hook does not change the status
+            pass
+    for stream in {id(s): s for s in (sys.stdout, sys.stderr, out, err)}.values():
+        try:
+            if not stream.closed:
+                stream.flush()
+        except BaseException:  # noqa: BLE001
+            if stream is out:
+                status = status or EXIT_RUNTIME
+    return status
+
+
+def _compile_program(source, mode):
     try:
-        return compile(source, "solution.py", "exec")
+        return _compile(source, "solution.py", "exec")
     except SyntaxError as e:
         # APPS runs stdin programs as the body of a function, so a top-level `return` ends the program
         if mode != "stdio" or "'return' outside function" not in str(e):
             raise
     body = "".join("    " + line for line in source.splitlines(True))
-    return compile(f"def _program():\n{body}\n_program()\n", "solution.py", "exec")
+    return _compile(f"def _program():\n{body}\n_program()\n", "solution.py", "exec")
 
 
 def _call(job, args, env):
@@ -162,47 +244,67 @@ def _call(job, args, env):
         fn = getattr(env["Solution"](), name)
     if fn is None:
         raise NameError(f"function {name!r} is not defined")
-    if isinstance(args, dict):
-        result = fn(**args)
-    else:
-        result = fn(*args)
-    text = json.dumps(result, default=_reject)  # data only: never objects the program created
-    with open(WORK + "/result", "w") as f:
-        f.write(text)
-    sys.stdout.flush()
-
-
-def _reject(obj):
-    if isinstance(obj, (set, frozenset, tuple)):
-        return sorted(obj, key=repr) if not isinstance(obj, tuple) else list(obj)
-    raise TypeError(f"returned a {type(obj).__name__}, which is not plain data")
-
-
-def _kill_all(pid, pid_namespace):
-    """Kill the child and everything it started. In our own pid namespace kill(-1) reaches every process
-    but us and init; without one, the child's process group is the best we can do."""
+    result = fn(**args) if isinstance(args, dict) else fn(*args)
     try:
-        if pid_namespace:
-            os.kill(-1, signal.SIGKILL)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        text = _result_text(result)  # data only: never objects the program created
+    except wire.WireError as e:
+        raise TypeError(f"returned {e}") from None
+    fd = os.open(WORK + "/result", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    data = text.encode()
+    while data:
+        data = data[_write(fd, data):]
+    _close(fd)
 
 
-def _wait(pid, timeout_s):
-    """Wait for pid up to timeout_s; return (wait status or None on timeout, seconds)."""
-    t0 = time.monotonic()
-    pidfd = os.pidfd_open(pid)
+# ------------------------------------------------------------------------------------------ the judge's process
+
+
+def _judge(job, test, sock, verdict_fd):
+    """The judge's process (never returns): runs the test code against the program, reports on verdict_fd."""
+    verdict = {"status": "runtime_error", "detail": "the judge did not finish"}
     try:
-        ready, _, _ = select.select([pidfd], [], [], timeout_s)
+        _isolate(job, [sock.fileno(), verdict_fd])
+        null = os.open(os.devnull, os.O_RDWR)  # the test code may print; never onto the harness's stdout
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        verdict = judge.judge_test(job, test, judge.Rpc(sock))
+    except BaseException as e:  # noqa: BLE001
+        verdict = {"status": "runtime_error", "detail": f"judge: {type(e).__name__}: {e}"[:500]}
     finally:
-        os.close(pidfd)
-    elapsed = time.monotonic() - t0
-    if not ready:
-        return None, elapsed
-    _, status = os.waitpid(pid, 0)
-    return status, elapsed
+        try:
+            _write(verdict_fd, json.dumps(verdict).encode())
+        finally:
+            _exit(0)
+
+
+# ------------------------------------------------------------------------------------------ the harness
+
+
+def _kill_all(pids, private):
+    """Kill the test's processes and everything they started. In our own pid namespace kill(-1) reaches
+    every process but us and init; without one, their process groups are the best we can do."""
+    targets = [-1] if private else [-pid for pid in pids]
+    for target in targets:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _wait_any(fds, deadline):
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return []
+    return select.select(fds, [], [], left)[0]
+
+
+def _status_of(wait_status):
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        return ("timeout" if sig == signal.SIGXCPU else "runtime_error"), {"signal": sig}
+    code = os.WEXITSTATUS(wait_status)
+    return EXIT_STATUS.get(code, "runtime_error"), {"exit_code": code}
 
 
 def _reap():
@@ -212,7 +314,7 @@ def _reap():
         except ChildProcessError:
             return
         if pid == 0:
-            time.sleep(0.005)
+            time.sleep(0.002)
 
 
 def _read(path, limit, tail=False):
@@ -226,46 +328,73 @@ def _read(path, limit, tail=False):
     return data[:limit].decode("utf-8", "replace"), len(data) > limit
 
 
+def _fork(target, *args):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            target(*args)
+        finally:
+            _exit(EXIT_RUNTIME)
+    return pid
+
+
 def _run_test(job, index, test):
     mode = job["mode"]
     with open(f"{WORK}/in{index}", "w") as f:
         f.write(test if mode == "stdio" else "")
-    nonce = nonce_r = nonce_w = verdict_r = verdict_w = None
+    t0 = time.monotonic()
+    deadline = t0 + float(job["timeout_s"])
+    judge = verdict_r = None
     if mode == "assert":
-        nonce = os.urandom(16).hex().encode()
-        nonce_r, nonce_w = os.pipe()
+        judge_sock, program_sock = socket.socketpair()
         verdict_r, verdict_w = os.pipe()
-    try:
-        os.unlink(WORK + "/result")
-    except OSError:
-        pass
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _child(job, test, index, nonce_r, verdict_w)
-        finally:
-            os._exit(EXIT_RUNTIME)
-    if nonce is not None:
-        os.close(nonce_r)
+        judge = _fork(_judge, job, test, judge_sock, verdict_w)
+        judge_sock.close()
         os.close(verdict_w)
-        os.write(nonce_w, nonce)
-        os.close(nonce_w)
-    status, elapsed = _wait(pid, float(job["timeout_s"]))
-    _kill_all(pid, job["pid_namespace"])
+        program = _fork(_program, job, index, program_sock.fileno())
+        program_sock.close()
+    else:
+        program = _fork(_program, job, index, None)
+    program_fd = os.pidfd_open(program)
+    watched = [program_fd] + ([verdict_r] if verdict_r is not None else [])
+    program_status = verdict = None
+    while True:
+        ready = _wait_any(watched, deadline)
+        if not ready:
+            break
+        if program_fd in ready and program_status is None:
+            program_status = os.waitpid(program, 0)[1]
+            watched.remove(program_fd)
+            if verdict_r is None:
+                break
+        if verdict_r is not None and verdict_r in ready:
+            verdict = _read_verdict(verdict_r)
+            break
+    elapsed = time.monotonic() - t0
+    os.close(program_fd)
+    _kill_all([p for p in (program, judge) if p], job["private"])
+    if program_status is None:
+        try:
+            _, program_status = os.waitpid(program, 0)
+        except ChildProcessError:
+            pass
     _reap()
     record = {"index": index, "seconds": round(elapsed, 4)}
-    if status is None:
+    if verdict is not None and verdict.get("status") != "program_gone":
+        record["status"] = verdict["status"]
+        record["detail"] = verdict.get("detail")
+    elif elapsed >= float(job["timeout_s"]) and (verdict is None or program_status is None):
         record["status"] = "timeout"
-    elif os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        record["status"] = "timeout" if sig == signal.SIGXCPU else "runtime_error"
-        record["signal"] = sig
+    elif program_status is not None:
+        status, extra = _status_of(program_status)
+        record["status"] = "runtime_error" if (mode == "assert" and status == "ok") else status
+        record.update(extra)
+        if verdict is not None:
+            record["detail"] = verdict.get("detail")
     else:
-        code = os.WEXITSTATUS(status)
-        record["status"] = {EXIT_OK: "ok", EXIT_COMPILE: "compile_error", EXIT_MEMORY: "memory_limit",
-                EXIT_ASSERT: "wrong_answer"}.get(
-            code, "runtime_error")
-        record["exit_code"] = code
+        record["status"] = "timeout"
+    if verdict_r is not None:
+        os.close(verdict_r)
     limit = int(job["output_bytes"])
     record["stdout"], record["truncated"] = _read(f"{WORK}/out{index}", limit)
     record["stderr"], _ = _read(f"{WORK}/err{index}", STDERR_TAIL, tail=True)
@@ -276,63 +405,106 @@ def _run_test(job, index, test):
         record["truncated"] = record["truncated"] or truncated
         if not record["result"]:
             record["status"] = "runtime_error"
-    if nonce is not None:
-        got = b""
-        try:
-            os.set_blocking(verdict_r, False)
-            got = os.read(verdict_r, 64)
-        except OSError:
-            pass
-        os.close(verdict_r)
-        record["asserts_passed"] = got == nonce and record["status"] == "ok"
-    _wipe_scratch()
+    _wipe(job["private"])
     return record
 
 
-def _wipe_scratch():
+def _read_verdict(fd):
+    data = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    try:
+        verdict = json.loads(data)
+    except ValueError:
+        return None
+    return verdict if isinstance(verdict, dict) and isinstance(verdict.get("status"), str) else None
+
+
+def _wipe(private):
     """Nothing a test wrote survives it (the next test, or the next job, starts clean)."""
-    for entry in os.scandir(WORK):
+    for folder in (WORK,) + (PRIVATE_DIRS if private else ()):
         try:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                os.unlink(entry.path)
+            entries = list(os.scandir(folder))
         except OSError:
-            pass
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+    if private:
+        _remove_sysv_ipc()
+
+
+# SysV IPC objects live in the sandbox's IPC namespace (shared by its tests) until removed.
+_IPC_RMID, _SHM_STAT_ANY, _SEM_STAT_ANY, _MSG_STAT_ANY = 0, 15, 20, 13
+_SHM_INFO, _SEM_INFO, _MSG_INFO = 14, 19, 12
+_libc = None
+
+
+def _remove_sysv_ipc():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(1024)
+    for info, stat, remove in (
+        (lambda: _libc.shmctl(0, _SHM_INFO, buf), lambda i: _libc.shmctl(i, _SHM_STAT_ANY, buf),
+         lambda ident: _libc.shmctl(ident, _IPC_RMID, None)),
+        (lambda: _libc.semctl(0, 0, _SEM_INFO, buf), lambda i: _libc.semctl(i, 0, _SEM_STAT_ANY, buf),
+         lambda ident: _libc.semctl(ident, 0, _IPC_RMID)),
+        (lambda: _libc.msgctl(0, _MSG_INFO, buf), lambda i: _libc.msgctl(i, _MSG_STAT_ANY, buf),
+         lambda ident: _libc.msgctl(ident, _IPC_RMID, None)),
+    ):
+        highest = info()
+        for index in range(highest + 1):
+            ident = stat(index)
+            if ident >= 0:
+                remove(ident)
 
 
 def _not_dumpable():
-    """Children run as the same user: without this, a program could ptrace the harness and forge results."""
+    """Test processes run as the same user: without this, a program could ptrace the harness or the
+    judge (both non-dumpable: a fork inherits it) and forge results."""
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except (OSError, AttributeError):
         pass
 
 
-def run_job(job, out):
+def run_job(job, out, control):
     for index, test in enumerate(job["tests"]):
         record = _run_test(job, index, test)
         out.write(json.dumps(record) + "\n")
         out.flush()
-        failed = record["status"] != "ok" or record.get("asserts_passed") is False
-        if record["status"] == "compile_error" or (failed and job.get("early_stop")):
+        stop = record["status"] == "compile_error"
+        if job.get("early_stop"):  # the scorer answers every record: "next" or "stop"
+            stop = control.readline().strip() != b"next" or stop
+        if stop:
             break
     out.write(json.dumps({"end": True}) + "\n")
     out.flush()
 
 
 def main():
-    """Serve jobs, one JSON line each on stdin, until stdin closes. Each job's answer is one JSON line per
-    test that ran, then {"end": true}."""
+    """Serve jobs, one JSON line each on stdin, until stdin closes."""
     global WORK
     _not_dumpable()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.set_int_max_str_digits(0)
     if len(sys.argv) > 1:
         WORK = sys.argv[1]
-    for line in sys.stdin.buffer:
-        run_job(json.loads(line), sys.stdout)
+    control = sys.stdin.buffer
+    while True:
+        line = control.readline()
+        if not line:
+            return
+        run_job(json.loads(line), sys.stdout, control)
 
 
 if __name__ == "__main__":

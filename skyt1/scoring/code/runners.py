@@ -3,11 +3,13 @@
 Formats (the `tests` field of a code row):
   {"kind": "stdio", "inputs": [str], "outputs": [str]}             APPS/TACO/LiveCodeBench stdin/stdout
   {"kind": "call", "fn_name", "inputs": [args], "outputs": [value]}   APPS/TACO call-based (a function or a
-      `class Solution` method; each input is the list of positional arguments) and LiveCodeBench functional
-      (an input may be a string of newline-separated JSON arguments, an output a JSON string)
-  {"kind": "assert", "test_code": str | [str], "entry_point": str?, "setup_code": str?}
-      HumanEval (`check(candidate)` is called with entry_point) and MBPP (a list of asserts, each one
-      test; setup_code runs after the program, as MBPP tasks 367/927 need)
+      `class Solution` method; each input is the list of positional arguments, each output the expected
+      value as it is) and LiveCodeBench functional in its raw form (an input given as text holds one JSON
+      argument per line, and its output is then JSON text, decoded once)
+  {"kind": "assert", "test_code": str | [str], "entry_point": str?, "setup_code": str?, "prelude_code": str?}
+      HumanEval (the test code's `check(candidate)` is called with entry_point when the test code defines
+      it; plain asserts run as they are) and MBPP (a list of asserts, each one test; setup_code runs after
+      the program, as MBPP tasks 367/927 need; prelude_code before it, e.g. a HumanEval prompt's imports)
 """
 
 from __future__ import annotations
@@ -30,24 +32,20 @@ def _as_text(value) -> str:
     return value
 
 
-def _call_args(value):
-    if isinstance(value, str):  # LiveCodeBench functional: one JSON value per line
+def _call_case(inputs, output) -> tuple:
+    """(arguments, expected value) of one call test. APPS/TACO form: a list (or dict) of arguments and the
+    expected value as it is. LiveCodeBench's raw form: the input is text with one JSON value per line, and
+    the output is then JSON text too, decoded once (a string of digits stays a string)."""
+    if isinstance(inputs, str):
         try:
-            return [json.loads(line) for line in value.split("\n") if line.strip()]
+            args = [json.loads(line) for line in inputs.split("\n") if line.strip()]
+            expected = json.loads(output) if isinstance(output, str) else output
         except json.JSONDecodeError as e:
-            raise InvalidTests(f"call input is not newline-separated JSON: {e}") from None
-    if not isinstance(value, list | dict):
-        raise InvalidTests("call inputs must be lists of arguments")
-    return value
-
-
-def _call_output(value):
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+            raise InvalidTests(f"a call test given as text must hold JSON (one value per line): {e}") from None
+        return args, expected
+    if not isinstance(inputs, list | dict):
+        raise InvalidTests("call inputs must be lists of arguments (or LiveCodeBench's JSON lines)")
+    return inputs, output
 
 
 def build_job(code: str, tests: dict) -> tuple[dict, list]:
@@ -67,8 +65,9 @@ def build_job(code: str, tests: dict) -> tuple[dict, list]:
         fn_name = tests.get("fn_name")
         if not isinstance(fn_name, str) or not fn_name.isidentifier():
             raise InvalidTests("call tests need 'fn_name', a Python identifier")
-        return ({"mode": "call", "code": code, "fn_name": fn_name, "tests": [_call_args(i) for i in inputs]},
-                [_call_output(o) for o in outputs])
+        cases = [_call_case(i, o) for i, o in zip(inputs, outputs, strict=True)]
+        return ({"mode": "call", "code": code, "fn_name": fn_name, "tests": [args for args, _ in cases]},
+                [expected for _, expected in cases])
     if kind == "assert":
         test_code = tests.get("test_code")
         cases = [test_code] if isinstance(test_code, str) else test_code
@@ -92,29 +91,33 @@ def _test_passed(mode: str, record: dict, expected) -> bool:
         return stdout_matches(record.get("stdout", ""), expected)
     if mode == "call":
         return result_matches(record.get("result", ""), expected)
-    return record.get("asserts_passed") is True
+    return True  # assert tests: "ok" is the judge's verdict that every assertion held
 
 
-def run_tests(code: str, tests: dict, limits: Limits, *, early_stop: bool = False,
-              isolation: str = "auto") -> dict:
+def run_tests(code: str, tests: dict, limits: Limits, *, isolation: str, full_run: bool = False) -> dict:
+    """Run the tests; stop at the first failure (the APPS/LiveCodeBench convention) unless `full_run`,
+    which runs them all for partial credit. `passed` counts the tests that passed before stopping."""
     job, expected = build_job(code, tests)
-    job["early_stop"] = early_stop
-    records, info = run_job(job, limits, isolation=isolation)
+    outcomes: list[bool] = []
+
+    def judge(record: dict) -> bool:
+        index = record.get("index")
+        ok = index == len(outcomes) and index < len(expected) and _test_passed(job["mode"], record, expected[index])
+        outcomes.append(ok)
+        return ok
+
+    records, info = run_job(job, limits, isolation=isolation, judge=judge, early_stop=not full_run)
     total = len(expected)
-    passed, failures = 0, []
-    for i in range(total):
-        # a missing record: the harness died (e.g. the program killed it) or stopped early
-        record = records[i] if i < len(records) else None
-        if record is not None and _test_passed(job["mode"], record, expected[i]):
-            passed += 1
-        elif record is not None or not (job["early_stop"] and failures):
-            failures.append(_status_of(record or {"status": "runtime_error"}))
+    failures = [_status_of(r) for r, ok in zip(records, outcomes, strict=True) if not ok]
+    if len(records) < total and (not failures or full_run):
+        failures.append("runtime_error")  # the harness died (e.g. the program killed it) before the end
     # like the APPS labels: a crash, timeout or compile error outranks a wrong answer
     crashes = [s for s in failures if s != "wrong_answer"]
     status = "passed" if not failures else (crashes[0] if crashes else "wrong_answer")
     if "compile_error" in failures:
         status = "compile_error"
-    return {"correct": passed == total, "status": status, "passed": passed, "total": total,
+    passed = sum(outcomes)
+    return {"correct": not failures and passed == total, "status": status, "passed": passed, "total": total,
             "isolation": info["isolation"], "process_limit": info["process_limit"]}
 
 

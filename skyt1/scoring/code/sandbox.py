@@ -1,12 +1,18 @@
 """Run untrusted Python programs: bubblewrap isolation plus resource limits.
 
-Inside bwrap (`--unshare-all`: no network, own pid/ipc/uts/user namespaces) the program sees only the
-Python install and /usr read-only, a private size-capped tmpfs as /tmp, no /home, no /proc, no host files
-and an empty environment. The harness (`harness.py`) forks one child per test with limits on CPU time,
-address space and file size, a wall-clock timeout, and kills everything the child started. The number of
-processes is capped by a pids cgroup (when running as root, where RLIMIT_NPROC does not apply) or by
-RLIMIT_NPROC. When bwrap cannot run, programs run with the limits alone and a loud warning; every verdict
-records which isolation was used (`isolation`: "bwrap" or "rlimits").
+Inside bwrap (`--unshare-all`: no network, own pid/ipc/uts namespaces) the program sees only the Python
+install and /usr read-only, a read-only /dev with a private size-capped tmpfs at /dev/shm and its own
+POSIX message queues, a private size-capped tmpfs as /tmp, no /home, no /proc, no host files and an empty
+environment. The harness (`harness.py`) forks one process per test with limits on CPU time, address space
+and file size, a wall-clock timeout, and kills everything the test started; it wipes /tmp, /dev/shm,
+message queues and SysV IPC objects between tests. Processes (and, where the kernel offers it, memory) of
+a sandbox are capped by a cgroup when running as root (where RLIMIT_NPROC does not apply), else by
+RLIMIT_NPROC.
+
+Which isolation runs is decided once per pool by `choose_isolation`: bwrap when it works; else, on a
+cloud node (SkyPilot's variables are set) the run stops with a one-line error unless the user allowed
+the fallback; elsewhere programs run with the limits alone and a loud warning. Every verdict records the
+isolation used (`isolation`: "bwrap" or "rlimits").
 """
 
 from __future__ import annotations
@@ -32,8 +38,13 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-HARNESS = Path(__file__).with_name("harness.py")
-SANDBOX_HARNESS = "/harness.py"
+HERE = Path(__file__).parent
+HARNESS = HERE / "harness.py"
+HARNESS_FILES = ("harness.py", "judge.py", "wire.py")  # the harness and the modules it imports
+SANDBOX_DIR = "/skyt1"  # where they appear inside the sandbox
+ISOLATIONS = ("bwrap", "rlimits")
+CLOUD_NODE_VARIABLES = ("SKYPILOT_TASK_ID", "SKYPILOT_NODE_IPS")  # set by SkyPilot on its nodes
+RECORD_GRACE_S = 5.0  # beyond the per-test timeout, how long the scorer waits for a test's record
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,21 @@ class Limits:
     output_bytes: int = 4 * 1024 * 1024  # stdout/file size per test
     max_processes: int = 64  # processes + threads of one sandbox
     tmpfs_mb: int = 64  # private /tmp
+    shm_mb: int = 64  # private /dev/shm
+
+    @property
+    def sandbox_memory_mb(self) -> int:
+        """Memory cap of a whole sandbox (cgroup): one test's program, its tmpfs files and the harness."""
+        return self.memory_mb + self.tmpfs_mb + self.shm_mb + 256
 
 
 class SandboxError(RuntimeError):
     """The sandbox itself failed (not the program under test)."""
+
+
+class SandboxUnavailable(SandboxError, ValueError):
+    """bubblewrap cannot run here and the fallback to resource limits alone was not allowed: a setting to
+    change (a ValueError, so the CLI reports it in one line like any other bad setting)."""
 
 
 def _python() -> tuple[str, str]:
@@ -54,8 +76,9 @@ def _python() -> tuple[str, str]:
     return os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix)
 
 
-def _bwrap_command(python: str, prefix: str, limits: Limits) -> list[str]:
-    cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+def _bwrap_prefix(prefix: str, limits: Limits) -> list[str]:
+    """bwrap and its mounts, up to (not including) the command to run."""
+    cmd = ["bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--clearenv",
            "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8",
            "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/lib", "/lib64", "/lib32", "/sbin"):
@@ -65,10 +88,18 @@ def _bwrap_command(python: str, prefix: str, limits: Limits) -> list[str]:
             cmd += ["--ro-bind", top, top]
     if not prefix.startswith("/usr/"):
         cmd += ["--ro-bind", prefix, prefix]
-    cmd += ["--dev", "/dev", "--size", str(limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
-            "--ro-bind", str(HARNESS), SANDBOX_HARNESS, "--remount-ro", "/", "--cap-drop", "ALL",
-            "--chdir", "/tmp", python, "-I", "-B", SANDBOX_HARNESS]
-    return cmd
+    return cmd + [
+        "--dev", "/dev", "--size", str(limits.shm_mb << 20), "--tmpfs", "/dev/shm", "--mqueue", "/dev/mqueue",
+        "--remount-ro", "/dev", "--size", str(limits.tmpfs_mb << 20), "--tmpfs", "/tmp",
+        *[arg for name in HARNESS_FILES for arg in ("--ro-bind", str(HERE / name), f"{SANDBOX_DIR}/{name}")],
+        "--remount-ro", "/", "--cap-drop", "ALL", "--chdir", "/tmp"]
+
+
+def _harness_command(use_bwrap: bool, limits: Limits, scratch: str | None) -> list[str]:
+    python, prefix = _python()
+    if use_bwrap:
+        return _bwrap_prefix(prefix, limits) + [python, "-I", "-B", f"{SANDBOX_DIR}/harness.py"]
+    return [python, "-I", "-B", str(HARNESS), scratch]
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,7 +108,7 @@ def bwrap_available() -> tuple[bool, str]:
     if shutil.which("bwrap") is None:
         return False, "bwrap is not installed (apt-get install bubblewrap)"
     python, prefix = _python()
-    cmd = _bwrap_command(python, prefix, Limits())[:-4] + [python, "-I", "-c", "print('ok')"]
+    cmd = _bwrap_prefix(prefix, Limits()) + [python, "-I", "-c", "print('ok')"]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -87,73 +118,136 @@ def bwrap_available() -> tuple[bool, str]:
     return True, ""
 
 
-@functools.lru_cache(maxsize=1)
-def _pids_cgroup_root() -> str | None:
-    """A writable pids cgroup hierarchy (v1 or v2), used when running as root."""
+def on_cloud_node() -> bool:
+    return any(os.environ.get(name) for name in CLOUD_NODE_VARIABLES)
+
+
+def choose_isolation(requested: str = "auto", *, allow_unsandboxed: bool = False) -> str:
+    """The isolation code runs under: "bwrap" or "rlimits".
+
+    requested: "auto" (bwrap if it works), "bwrap" (fail if it does not), "none" (limits only, on purpose).
+    Without bwrap, "auto" fails on a cloud node unless `allow_unsandboxed`; elsewhere it falls back to
+    the limits alone with a loud warning. Raises SandboxUnavailable with a one-line message.
+    """
+    if requested == "none":
+        return "rlimits"
+    if requested not in ("auto", "bwrap"):
+        raise ValueError(f"isolation must be auto, bwrap or none, not {requested!r}")
+    ok, reason = bwrap_available()
+    if ok:
+        return "bwrap"
+    if requested == "bwrap":
+        raise SandboxUnavailable(f"the code sandbox cannot start: {reason}")
+    if on_cloud_node() and not allow_unsandboxed:
+        raise SandboxUnavailable(
+            f"the code sandbox cannot start on this node ({reason}); install bubblewrap in the task's setup, "
+            "or accept running untrusted code with resource limits only: --allow-unsandboxed "
+            "(recipe: filter.allow_unsandboxed: true)")
+    _warn_no_bwrap(reason)
+    return "rlimits"
+
+
+# ------------------------------------------------------------------------------------------ cgroups
+
+_CONTROL_FILES = {"pids": ("pids.max",), "memory": ("memory.max", "memory.limit_in_bytes")}
+
+
+_probe_lock = threading.Lock()
+
+
+def _cgroup_root(controller: str) -> str | None:
+    with _probe_lock:  # sessions start from several threads at once: probe once, one thread at a time
+        return _probe_cgroup_root(controller)
+
+
+@functools.cache
+def _probe_cgroup_root(controller: str) -> str | None:
+    """A writable cgroup hierarchy (v1 or v2) offering `controller`, used when running as root."""
     if os.geteuid() != 0:
         return None
-    for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
-        probe = os.path.join(root, f"skyt1-probe-{os.getpid()}")
+    for root in (f"/sys/fs/cgroup/{controller}", "/sys/fs/cgroup"):
+        probe = os.path.join(root, f"skyt1-probe-{uuid.uuid4().hex[:12]}")
         try:
             os.mkdir(probe)
         except OSError:
             continue
-        ok = os.path.exists(os.path.join(probe, "pids.max"))
+        ok = any(os.path.exists(os.path.join(probe, f)) for f in _CONTROL_FILES[controller])
         os.rmdir(probe)
         if ok:
             return root
     return None
 
 
-class _ProcessCap:
-    """Caps the processes of one sandbox run: a fresh pids cgroup, else RLIMIT_NPROC, else nothing."""
+class _Cgroups:
+    """Caps one sandbox: processes (a pids cgroup, else RLIMIT_NPROC, else nothing) and, where a memory
+    cgroup is writable, the memory of everything in it (tmpfs files and SysV shared memory included)."""
 
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.path = None
-        self.kind = "none"
-        root = _pids_cgroup_root()
-        if root is not None:
-            path = os.path.join(root, f"skyt1-{uuid.uuid4().hex[:12]}")
+    def __init__(self, limits: Limits):
+        self.max_processes = limits.max_processes
+        self.paths: dict[str, str] = {}
+        self.process_cap = "none"
+        name = f"skyt1-{uuid.uuid4().hex[:12]}"
+        for controller, value in (("pids", limits.max_processes), ("memory", limits.sandbox_memory_mb << 20)):
+            root = _cgroup_root(controller)
+            if root is None:
+                continue
+            path = os.path.join(root, name)
             try:
-                os.mkdir(path)
-                Path(path, "pids.max").write_text(str(limit))
-                self.path, self.kind = path, "cgroup"
-            except OSError:
-                self._remove(path)
+                os.makedirs(path, exist_ok=True)
+                control = next(f for f in _CONTROL_FILES[controller] if os.path.exists(os.path.join(path, f)))
+                Path(path, control).write_text(str(value))
+                self.paths[controller] = path
+            except (OSError, StopIteration):
+                pass
+        if "pids" in self.paths:
+            self.process_cap = "cgroup"
         elif os.geteuid() != 0:
-            self.kind = "rlimit"
+            self.process_cap = "rlimit"
         else:
             _warn_once("no process-count limit: running as root (where RLIMIT_NPROC does not apply) "
                        "without a writable pids cgroup")
-        self._procs_fd = os.open(os.path.join(self.path, "cgroup.procs"), os.O_WRONLY) if self.path else None
+        self.memory_cap = "cgroup" if "memory" in self.paths else "rlimit"
+        self._procs_fds = [os.open(os.path.join(p, "cgroup.procs"), os.O_WRONLY) for p in set(self.paths.values())]
 
     def preexec(self) -> None:  # runs in the forked child before exec: keep it minimal
-        if self._procs_fd is not None:
-            os.write(self._procs_fd, b"0")
-        elif self.kind == "rlimit":
-            resource.setrlimit(resource.RLIMIT_NPROC, (self.limit, self.limit))
+        for fd in self._procs_fds:
+            os.write(fd, b"0")
+        if self.process_cap == "rlimit":
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.max_processes, self.max_processes))
+
+    def oom_kills(self) -> int:
+        """How many processes the memory cgroup has killed so far (0 without one)."""
+        path = self.paths.get("memory")
+        for name, key in (("memory.events", "oom_kill"), ("memory.oom_control", "oom_kill")):
+            try:
+                for line in Path(path, name).read_text().splitlines():
+                    if line.startswith(key + " "):
+                        return int(line.split()[1])
+            except (OSError, TypeError, ValueError):
+                continue
+        return 0
 
     def close(self) -> None:
-        if self._procs_fd is not None:
-            os.close(self._procs_fd)
-            self._procs_fd = None
-        if self.path:
-            self._remove(self.path)
+        for fd in self._procs_fds:
+            os.close(fd)
+        self._procs_fds = []
+        for path in set(self.paths.values()):
+            _remove_cgroup(path)
+        self.paths = {}
 
-    @staticmethod
-    def _remove(path: str) -> None:
-        for _ in range(200):  # dying processes leave the cgroup within milliseconds
-            try:
-                for pid in Path(path, "cgroup.procs").read_text().split():
-                    os.kill(int(pid), signal.SIGKILL)
-                os.rmdir(path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.01)
-        log.warning("could not remove the sandbox cgroup %s", path)
+
+def _remove_cgroup(path: str) -> None:
+    for _ in range(200):  # dying processes leave the cgroup within milliseconds
+        try:
+            for pid in Path(path, "cgroup.procs").read_text().split():
+                os.kill(int(pid), signal.SIGKILL)
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+    log.warning("could not remove the sandbox cgroup %s", path)
 
 
 _warned = False
@@ -176,39 +270,47 @@ def _warn_no_bwrap(reason: str) -> None:
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
+# ------------------------------------------------------------------------------------------ sessions
+
+
 class _Session:
     """One long-lived harness (inside bwrap, or bare with limits only) that runs jobs one at a time."""
 
-    def __init__(self, use_bwrap: bool, limits: Limits):
-        python, prefix = _python()
-        self.use_bwrap = use_bwrap
-        self.scratch = None
-        if use_bwrap:
-            cmd = _bwrap_command(python, prefix, limits)
-        else:
-            self.scratch = tempfile.mkdtemp(prefix="skyt1-sandbox-")
-            cmd = [python, "-I", "-B", str(HARNESS), self.scratch]
-        self.cap = _ProcessCap(limits.max_processes)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     cwd=self.scratch, env={} if not use_bwrap else None, start_new_session=True,
-                                     preexec_fn=self.cap.preexec)
+    def __init__(self, isolation: str, limits: Limits):
+        self.isolation = isolation
+        use_bwrap = isolation == "bwrap"
+        self.scratch = None if use_bwrap else tempfile.mkdtemp(prefix="skyt1-sandbox-")
+        self.cgroups = _Cgroups(limits)
+        self.proc = subprocess.Popen(_harness_command(use_bwrap, limits, self.scratch), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=self.scratch,
+                                     env={} if not use_bwrap else None, start_new_session=True,
+                                     preexec_fn=self.cgroups.preexec)
         self._buffer = b""
 
-    def run(self, job: dict, timeout_s: float) -> tuple[list[dict], bool]:
-        """(records, True) when the job finished; (records so far, False) when the harness died or the job
-        ran out of time, after which this session is closed."""
-        records, deadline = [], time.monotonic() + timeout_s
+    def run(self, job: dict, record_timeout_s: float, judge) -> tuple[list[dict], bool]:
+        """Run a job, handing each test's record to `judge(record) -> passed` as it arrives; with
+        `job["early_stop"]` the harness is told to stop after the first failure. Returns (records, True)
+        when the job finished, (records so far, False) when the harness died or a record did not come in
+        time, after which this session is closed."""
+        records = []
         try:
             self.proc.stdin.write(json.dumps(job).encode() + b"\n")
             self.proc.stdin.flush()
             while True:
-                line = self._readline(deadline)
+                oom_before = self.cgroups.oom_kills()
+                line = self._readline(time.monotonic() + record_timeout_s)
                 if line is None:
                     break
                 record = json.loads(line)
                 if record.get("end"):
                     return records, True
+                if record.get("signal") == signal.SIGKILL and self.cgroups.oom_kills() > oom_before:
+                    record["status"] = "memory_limit"
                 records.append(record)
+                passed = judge(record)
+                if job.get("early_stop"):
+                    self.proc.stdin.write(b"next\n" if passed else b"stop\n")
+                    self.proc.stdin.flush()
         except (OSError, ValueError):
             pass
         self.close()
@@ -238,7 +340,7 @@ class _Session:
             except OSError:
                 pass
         self.proc.wait()
-        self.cap.close()
+        self.cgroups.close()
         if self.scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -247,20 +349,23 @@ _idle: dict[tuple, list[_Session]] = {}
 _idle_lock = threading.Lock()
 
 
-def _checkout(use_bwrap: bool, limits: Limits) -> _Session:
-    key = (use_bwrap, limits.tmpfs_mb, limits.max_processes)
+def _key(isolation: str, limits: Limits) -> tuple:
+    return isolation, limits.tmpfs_mb, limits.shm_mb, limits.max_processes, limits.sandbox_memory_mb
+
+
+def _checkout(isolation: str, limits: Limits) -> _Session:
     with _idle_lock:
-        while _idle.get(key):
-            session = _idle[key].pop()
+        while _idle.get(_key(isolation, limits)):
+            session = _idle[_key(isolation, limits)].pop()
             if session.alive():
                 return session
             session.close()
-    return _Session(use_bwrap, limits)
+    return _Session(isolation, limits)
 
 
 def _checkin(session: _Session, limits: Limits) -> None:
     with _idle_lock:
-        _idle.setdefault((session.use_bwrap, limits.tmpfs_mb, limits.max_processes), []).append(session)
+        _idle.setdefault(_key(session.isolation, limits), []).append(session)
 
 
 def close_idle_sessions() -> None:
@@ -275,32 +380,25 @@ def close_idle_sessions() -> None:
 atexit.register(close_idle_sessions)
 
 
-def run_job(job: dict, limits: Limits, *, isolation: str = "auto") -> tuple[list[dict], dict]:
-    """Run one program on its test inputs. Returns (per-test records, run info).
-
-    isolation: "auto" (bwrap if it works, else limits with a warning), "bwrap" (fail if unavailable),
-    "none" (limits only). A harness that dies (e.g. killed by the program) or overruns
-    tests x (timeout + 1.5 s) + 10 s is killed with everything in it; its missing tests count as failed.
+def run_job(job: dict, limits: Limits, *, isolation: str, judge=lambda record: record.get("status") == "ok",
+            early_stop: bool = True) -> tuple[list[dict], dict]:
+    """Run one program on its test inputs under `isolation` ("bwrap" or "rlimits", see choose_isolation).
+    Returns (per-test records, run info). `judge(record) -> passed` sees each record as it arrives; with
+    `early_stop` no test runs after the first that did not pass. A harness that dies (e.g. killed by the
+    program) or whose record is late is killed with everything in it; its missing tests count as failed.
     """
-    use_bwrap = False
-    if isolation in ("auto", "bwrap"):
-        use_bwrap, reason = bwrap_available()
-        if not use_bwrap:
-            if isolation == "bwrap":
-                raise SandboxError(reason)
-            _warn_no_bwrap(reason)
-    elif isolation != "none":
-        raise ValueError(f"isolation must be auto, bwrap or none, not {isolation!r}")
-    job = dict(job, timeout_s=limits.timeout_s, memory_mb=limits.memory_mb,
-               output_bytes=limits.output_bytes, pid_namespace=use_bwrap)
-    session = _checkout(use_bwrap, limits)
-    records, finished = session.run(job, len(job["tests"]) * (limits.timeout_s + 1.5) + 10)
-    if finished and use_bwrap:
+    if isolation not in ISOLATIONS:
+        raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, not {isolation!r}")
+    job = dict(job, timeout_s=limits.timeout_s, memory_mb=limits.memory_mb, output_bytes=limits.output_bytes,
+               private=isolation == "bwrap", early_stop=early_stop)
+    session = _checkout(isolation, limits)
+    records, finished = session.run(job, limits.timeout_s + RECORD_GRACE_S, judge)
+    if finished and isolation == "bwrap":
         _checkin(session, limits)
     elif finished:  # without a pid namespace only closing the session's cgroup reaches escaped processes
         session.close()
-    info = {"isolation": "bwrap" if use_bwrap else "rlimits", "process_limit": session.cap.kind,
-            "harness_finished": finished, "limits": asdict(limits)}
+    info = {"isolation": isolation, "process_limit": session.cgroups.process_cap,
+            "memory_limit": session.cgroups.memory_cap, "harness_finished": finished, "limits": asdict(limits)}
     return records, info
 
 

@@ -1,0 +1,137 @@
+"""`skyt1 distill` and `skyt1 eval` with `backend: vllm`, against vLLM's own server on this CPU, for real.
+
+Each command starts its own server (as on a node). kill -9 of `skyt1 distill` mid-run and Ctrl-C of
+`skyt1 eval` mid-run must leave no vLLM process behind, and the next run must resume to the same records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skyt1.store import RunDir, output_dir
+
+from .procs import describe, family, mentioning, wait_gone
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data"
+SKYT1 = [sys.executable, "-c", "import sys; from skyt1.cli import main; sys.exit(main())"]
+
+
+def _env(vllm_python: str) -> dict[str, str]:
+    return {**os.environ, "SKYT1_VLLM_PYTHON": vllm_python, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
+def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as out:  # its own session: signals reach skyt1 alone, as a kill or a Ctrl-C would
+        return subprocess.Popen([*SKYT1, *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _interrupt_when(proc: subprocess.Popen, ready, sig: int, log: Path, timeout_s: float = 600) -> list:
+    """Wait until `ready()` (work is under way), snapshot skyt1's process tree, send `sig`; return the tree."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert proc.poll() is None, f"exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no progress in {timeout_s} s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+    tree = family(proc.pid)
+    assert any("vllm_launch.py" in " ".join(p.cmdline()) for p in tree[1:]), describe(tree)
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=120)
+    return tree
+
+
+def _shard_ids(run: Path, phase: str, stream: str = "records") -> Counter:
+    ids = Counter()
+    for shard in (run / phase / stream).glob("part-*.jsonl"):
+        ids.update(json.loads(line)["id"] for line in shard.read_text().splitlines() if line.strip())
+    return ids
+
+
+@pytest.fixture
+def teacher(vllm_model, tmp_path) -> Path:
+    """A copy of the tiny model at a path unique to the test: every process naming it is this test's."""
+    return shutil.copytree(vllm_model, tmp_path / "teacher")
+
+
+def test_distill_kill9_leaves_no_server_and_the_rerun_resumes(vllm_python, teacher, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "vllm-distill",
+        "sources": [{"name": "demo_math", "dataset": "demo", "domain": "math", "subset": "math", "count": 60}],
+        "distill": {"engine": {"backend": "vllm", "model": str(teacher), "dtype": "float32"},
+                    "sampling": {"temperature": 0.7, "top_p": 1.0, "max_tokens": 256, "n": 8, "seed": 0},
+                    "sources": ["demo_math"], "flush_every": 4},
+    }))
+    run, env = tmp_path / "run", _env(vllm_python)
+    args = ["distill", "--recipe", str(recipe), "--run-dir", str(run)]
+    phase = RunDir(str(run)).phase("distill")
+    first = _start(args, env, tmp_path / "first.log")
+    tree = _interrupt_when(first, lambda: len(phase.ids("records")) >= 8, signal.SIGKILL, tmp_path / "first.log")
+    assert first.returncode == -signal.SIGKILL
+    assert not wait_gone(tree, 60), describe(wait_gone(tree, 0))
+    assert not mentioning(str(teacher)), describe(mentioning(str(teacher)))
+
+    kept = {r["id"]: r for r in phase.records("records")}
+    assert 8 <= len(kept) < 480, "the kill must land mid-run"
+    second = subprocess.run([*SKYT1, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    assert "vllm: server ready at http://127.0.0.1:" in second.stderr
+    final = {r["id"]: r for r in phase.records("records")}
+    assert len(final) == 480 and len({r["problem_id"] for r in final.values()}) == 60
+    assert {r["sample_index"] for r in final.values()} == set(range(8))
+    assert all(final[i] == r for i, r in kept.items())  # resumed: what was written stays as it was
+    assert max(_shard_ids(run, "distill").values()) == 1  # and nothing was generated twice
+    assert {r["finish_reason"] for r in final.values()} <= {"stop", "length"}
+    manifest = phase.manifest()
+    assert manifest["counts"]["out"] == 480
+    info = manifest["config"]["engine_info"]
+    assert info["backend"] == "vllm" and info["vllm"].endswith("+cpu") and info["per_request_seed"] is False
+    assert not mentioning(str(teacher)), describe(mentioning(str(teacher)))
+
+
+@pytest.mark.skipif(not (DATA / "math500").is_dir(), reason="needs ../shared/data")
+def test_eval_ctrl_c_stops_the_server_cleanly_and_the_rerun_resumes(vllm_python, teacher, tmp_path):
+    out, env = tmp_path / "eval", _env(vllm_python)
+    args = ["eval", "--backend", "vllm", "--model", str(teacher), "--dtype", "float32", "-b", "math500",
+            "--data-dir", str(DATA), "--limit", "60", "--n", "8", "--max-tokens", "256", "-o", str(out),
+            "--scoring-workers", "1", "--quiet"]
+    samples = out / "math500" / "samples.jsonl"  # the export, written with the summary
+    folder = output_dir(out)  # samples reach the store as shards while the run goes on
+
+    def lines() -> int:
+        return len(folder.ids("math500"))
+
+    first = _start(args, env, tmp_path / "first.log")
+    tree = _interrupt_when(first, lambda: lines() >= 8, signal.SIGINT, tmp_path / "first.log")
+    assert first.returncode != 0
+    # Ctrl-C closes the engine in order: the server is asked to stop and is gone at once, without a kill.
+    assert not wait_gone(tree, 30), describe(wait_gone(tree, 0))
+    assert not mentioning(str(teacher)), describe(mentioning(str(teacher)))
+    kept = {r["id"]: r for r in folder.records("math500")}
+    assert 8 <= len(kept) < 480
+
+    second = subprocess.run([*SKYT1, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    rows = [json.loads(x) for x in samples.read_text().splitlines()]
+    assert len(rows) == len({r["id"] for r in rows}) == 480
+    assert max(_shard_ids(out, "", "math500").values()) == 1  # nothing generated twice
+    by_id = {r["id"]: r for r in rows}
+    assert all(by_id[i]["response"] == r["response"] for i, r in kept.items())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is True
+    config = json.loads((out / "math500" / "config.json").read_text())
+    assert config["engine"]["backend"] == "vllm" and config["engine"]["per_request_seed"] is False
+    assert not mentioning(str(teacher)), describe(mentioning(str(teacher)))
