@@ -93,16 +93,19 @@ def test_report_sections_show_what_was_kept_and_examples(rft_run):
     reformat.run(recipe, run)
     filter_phase.run(recipe, run)
     kept = report_demo.rejection_section(run)
-    rows = {r[0]: r[1:] for r in kept.tables[0].rows}
+    text, table = kept.blocks
+    rows = {r[0]: r[1:] for r in table.rows}
     assert rows["stated in prose only"] == ["3", "2", "0", "5"]
     assert rows["in a \\boxed{}"] == ["3", "0", "0", "3"]
     assert rows["no final answer"] == ["0", "0", "2", "2"]
-    assert "3 of those stated it only in prose" in kept.paragraphs[0]
+    assert "3 of those stated it only in prose" in text.text
     ex = report_demo.examples_section(run)
-    assert [t.split(" (")[0] for t, _, _ in ex.examples] == ["kept: answer stated in prose", "kept",
-                                                             "rejected: wrong answer"]
-    md, html = report_demo.markdown([kept, ex]), report_demo.html([kept, ex])
-    assert "After reformat:" in md and "<details open>" in html and "<script" not in html
+    captions = [b.summary for b in ex.blocks]
+    assert [c.split(" (")[0] for c in captions[::2]] == ["kept: answer stated in prose", "kept",
+                                                         "rejected: wrong answer"]
+    assert all(c.endswith(": teacher sample") for c in captions[::2])
+    assert all(c.endswith(": after reformat") for c in captions[1::2])
+    assert ex.blocks[1].text.startswith("<|begin_of_thought|>")
 
 
 def _samples(folder, correct: list[list[bool]]):
@@ -128,9 +131,22 @@ def test_effect_section_pairs_the_same_problems(tmp_path):
     se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 9 / 10)
     assert c["diff"][0] == pytest.approx(0.4) and c["diff"][1] == pytest.approx(se)
     assert c["z"] == pytest.approx(0.4 / se)
-    row = sec.tables[0].rows[0]
+    chart, table, *_ = sec.blocks
+    row = table.rows[0]
     assert row[:4] == ["demo_arith", "40.0 ± 16.3", "80.0 ± 13.3", "+40.0 ± 26.7"] and row[5] == "no"
-    assert [b[0] for b in sec.bars] == ["demo_arith base", "demo_arith trained"]
+    assert "demo_arith base" in chart.svg and "demo_arith trained" in chart.svg
+
+
+def test_report_puts_the_effect_after_the_stand_ins(tmp_path):
+    from skyt1.report import collect, render_html, render_markdown
+
+    _samples(tmp_path / "base_eval", [[False]] * 30 + [[True]] * 10)
+    _samples(tmp_path / "eval", [[True]] * 30 + [[False]] * 10)
+    data = collect(RunDir(tmp_path))
+    md, html = render_markdown(data), render_html(data)
+    assert md.index("## Local stand-ins") < md.index("## What the recipe did") < md.index("## Phases")
+    assert "| demo_arith | 25.0 ± 6.9 | 75.0 ± 6.9 | +50.0 ± 13.9 | 3.6 | yes | 40 |" in md
+    assert 'id="effect"' in html or "What the recipe did" in html
 
 
 def test_no_sections_without_a_base_eval(tmp_path):
