@@ -42,7 +42,7 @@ def _expression(row: dict) -> str:
 
 def test_demo_recipe_loads_and_holds_out_its_eval_set():
     recipe = load_recipe(REPO / "recipes" / "demo.yaml")
-    assert recipe.reformat.mode == "answer" and recipe.train.finetuning_type == "freeze"
+    assert recipe.reformat.mode == "answer" and recipe.prompts.system == "qwen-cot"
     assert "demo_arith" in recipe.eval.benchmarks and "demo_arith" in recipe.assemble.decontam_benchmarks
     assert recipe.distill.engine.backend == "vllm" and recipe.eval.engine.backend == "vllm"
 
