@@ -93,9 +93,10 @@ def demo_recipe(base: Path, run_dir: Path, models: dict[str, Path], port: int) -
         "distill.engine.model": str(models.get("teacher") or models["model"]),
         "train.base_model": str(models.get("student") or models["model"]),
         "label.api.base_url": url,
-        "reformat.api.base_url": url,
         "eval.data_dir": _absolute(recipe, recipe.eval.data_dir),
     }
+    if recipe.reformat.mode in ("llm", "auto"):  # only a reformat that calls a model needs the stand-in
+        overrides["reformat.api.base_url"] = url
     for i, src in enumerate(recipe.sources):
         if src.local_path:
             overrides[f"sources.{i}.local_path"] = _absolute(recipe, src.local_path)
