@@ -71,7 +71,7 @@ def _candidates(value: Any, source: str) -> list[Any]:
 
 _LITERAL_SWAPS = {"vllm": ["hf"], "hf": ["openai"], "openai": ["hf"], "llm": ["rule"], "auto": ["llm", "none"], "rule": ["llm"], "answer": ["rule"],
                   "full": ["lora"], "freeze": ["full"], "smollm2": ["qwen25"], "cosine": ["linear"], "zero3_offload": ["zero3"], "none": ["zero2", "qwen-cot", "wandb"],
-                  "skyt1": ["default"], "sky-t1": ["qwen-cot"], "bfloat16": ["float16"], "float32": ["bfloat16"],
+                  "skyt1": ["default"], "sky-t1": ["qwen-cot"], "qwen-cot": ["sky-t1"], "bfloat16": ["float16"], "float32": ["bfloat16"],
                   "s3": ["gcs"], "math": ["code"], "code": ["math"], "science": ["math"], "demo": ["jsonl"], "numina": ["jsonl"],
                   "apps": ["taco"], "taco": ["apps"], "still2": ["jsonl"], "train": ["test"], "test": ["train"]}
 
