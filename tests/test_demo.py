@@ -1,5 +1,6 @@
-"""`make demo` end to end: every phase for real on tiny models, then the report; and the same pipeline
-killed with SIGKILL at random points, resumed each time, ending where an uninterrupted run ends."""
+"""`make demo-tiny` end to end: every phase for real on tiny models, then the report; and the same pipeline
+killed with SIGKILL at random points, resumed each time, ending where an uninterrupted run ends. The
+real-model demo (`make demo`) is tested in tests/test_demo_real.py."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _demo_cmd(run_dir: Path, port: int) -> list[str]:
-    return [sys.executable, "-m", "skyt1.demo", "--run-dir", str(run_dir), "--port", str(port)]
+    return [sys.executable, "-m", "skyt1.demo", "--tiny", "--run-dir", str(run_dir), "--port", str(port)]
 
 
 def _env() -> dict[str, str]:

@@ -21,7 +21,7 @@ from skyt1.recipe import Recipe, load_recipe, trace_reads
 from skyt1.store import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = [ROOT / "recipes" / "tiny.yaml", ROOT / "recipes" / "sky-t1-32b-preview.yaml"]
+RECIPES = [ROOT / "recipes" / "tiny.yaml", ROOT / "recipes" / "sky-t1-32b-preview.yaml", ROOT / "recipes" / "demo.yaml"]
 # Fields no phase reads: where the run goes and what it may cost (read by `cost`, `launch`, `reproduce`),
 # and words for people. The report shows the whole recipe, so they re-run the report alone.
 NOT_PHASE_KNOBS = ("name", "description", "budget_usd", "cloud", "cost")
@@ -69,9 +69,9 @@ def _candidates(value: Any, source: str) -> list[Any]:
     return [1, 0.5, source, "x", True, "aime24", "default", ["x"], {"infra": "aws"}]  # None: any the schema takes
 
 
-_LITERAL_SWAPS = {"vllm": ["hf"], "hf": ["openai"], "openai": ["hf"], "llm": ["rule"], "auto": ["llm", "none"], "rule": ["llm"],
-                  "full": ["lora"], "cosine": ["linear"], "zero3_offload": ["zero3"], "none": ["zero2", "qwen-cot", "wandb"],
-                  "skyt1": ["default"], "sky-t1": ["qwen-cot"], "bfloat16": ["float16"], "float32": ["bfloat16"],
+_LITERAL_SWAPS = {"vllm": ["hf"], "hf": ["openai"], "openai": ["hf"], "llm": ["rule"], "auto": ["llm", "none"], "rule": ["llm"], "answer": ["rule"],
+                  "full": ["lora"], "freeze": ["full"], "smollm2": ["qwen25"], "cosine": ["linear"], "zero3_offload": ["zero3"], "none": ["zero2", "qwen-cot", "wandb"],
+                  "skyt1": ["default"], "sky-t1": ["qwen-cot"], "qwen-cot": ["sky-t1"], "bfloat16": ["float16"], "float32": ["bfloat16"],
                   "s3": ["gcs"], "math": ["code"], "code": ["math"], "science": ["math"], "demo": ["jsonl"], "numina": ["jsonl"],
                   "apps": ["taco"], "taco": ["apps"], "still2": ["jsonl"], "train": ["test"], "test": ["train"]}
 

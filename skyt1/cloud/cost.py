@@ -151,8 +151,8 @@ def estimate_work(recipe: Recipe) -> list[PhaseWork]:
         work={"problems": per_source, "n": recipe.distill.sampling.n, "samples": samples, "tokens": gen_tokens},
     ))
 
-    # reformat: rule-based reformatting costs nothing; llm (and auto, at worst) sends every trace
-    n_ref = 0 if recipe.reformat.mode == "rule" else samples
+    # reformat: rule and answer modes cost nothing; llm (and auto, at worst) sends every trace
+    n_ref = 0 if recipe.reformat.mode in ("rule", "answer") else samples
     usd, hours = _api(recipe, recipe.reformat.api, n_ref, n_ref * (c.api_prompt_tokens + c.gen_tokens_per_sample),
                       n_ref * c.gen_tokens_per_sample)
     out.append(PhaseWork("reformat", setup + hours, vcpus=_vcpus(recipe, "reformat"), api_usd=usd,

@@ -63,17 +63,20 @@ def _engine(recipe: Recipe):
 
 
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, start: int = 0, end: int | None = None,
-        shard: str | None = None) -> dict:
+        shard: str | None = None, engine=None) -> dict:
+    """`engine`: an engine already running the recipe's teacher (the demo shares one vLLM server between
+    phases); left open. None: the phase starts the recipe's engine and closes it."""
     if start < 0 or (end is not None and end <= start):
         raise PhaseError(f"--start {start} --end {end}: need 0 <= start < end")
     part = Shard.parse(shard)
     window = {k: v for k, v in (("start", start), ("end", end)) if v != {"start": 0, "end": None}[k]}
     needs = phases.get(NAME).needs(recipe)  # difficulty labels, when a distilled numina source has bounds
-    return run_phase(NAME, recipe, run, partial(_distill, part=part, start=start, end=end, labelled=bool(needs)),
+    return run_phase(NAME, recipe, run, partial(_distill, part=part, start=start, end=end, labelled=bool(needs),
+                                                   engine=engine),
                      force=force, extras=window, shard=part)
 
 
-def _distill(p: PhaseRun, part: Shard, start: int, end: int | None, labelled: bool) -> dict:
+def _distill(p: PhaseRun, part: Shard, start: int, end: int | None, labelled: bool, engine=None) -> dict:
     recipe = p.recipe
     ph = p.dir
     labels = {r["id"]: r["difficulty"] for r in p.upstream("label").records()} if labelled else None
@@ -86,7 +89,8 @@ def _distill(p: PhaseRun, part: Shard, start: int, end: int | None, labelled: bo
     with ph.writer("records", flush_every=recipe.distill.flush_every, tag=part.tag) as w, \
             ph.writer("failed", flush_every=16, tag=part.tag) as fw:
         if todo:
-            engine = _engine(recipe)
+            own = engine is None
+            engine = _engine(recipe) if own else engine
             try:
                 engine_info = engine.info()  # versions, parallelism, whether per-request seeds were honoured
                 desc = f"distill {part.tag}".strip()
@@ -99,7 +103,8 @@ def _distill(p: PhaseRun, part: Shard, start: int, end: int | None, labelled: bo
                              "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
                              "completion_tokens": c.completion_tokens})
             finally:
-                engine.close()
+                if own:
+                    engine.close()
     n = recipe.distill.sampling.n
     expected = {f"{x['id']}#{k}" for x in probs for k in range(n)}
     mine_expected = {f"{x['id']}#{k}" for x in mine for k in range(n)}

@@ -8,6 +8,10 @@
   goes to `rejected`. An API failure is not an answer: the trace goes to `failed` with the answers it got,
   and the next run continues it.
 - `auto`: rule where `<think>` exists, else llm.
+- `answer` (math only, no model): the trace word for word as the thought; the solution is the final answer
+  the math scorer reads from it (a box, a "final answer is" statement, or, for a response that finished
+  normally, an "answer is" statement or the last expression), written as \\boxed{}. The real-model demo uses it: a 135M model cannot rewrite a trace.
+  Records keep `answer_rule`, where the answer was found.
 Worked solutions of `reformat.as_given_sources` are converted word for word (`as_given`, id `<pid>#given`).
 """
 
@@ -63,6 +67,22 @@ def rule_trace(response: str) -> str | None:
     if not m or not m.group(1).strip() or not m.group(2).strip():
         return None
     return make_trace(m.group(1), m.group(2))
+
+
+NO_STATED_ANSWER = "trace states no final answer"
+
+
+def answer_trace(record: dict) -> tuple[str | None, str]:
+    """(trace, where) for `answer` mode: the response as the thought, the final answer the math scorer reads
+    from it boxed as the solution. `where`: "boxed" (the scorer read a box), "prose" (a statement or, for a
+    response that finished normally, the last expression), "none" (trace None)."""
+    from skyt1.scoring.math import extract
+
+    response = record.get("response") or ""
+    answer, rule = extract(response, finish_reason=record.get("finish_reason"))
+    if answer is None:
+        return None, "none"
+    return make_trace(response, f"The final answer is $\\boxed{{{answer}}}$."), "boxed" if rule == "boxed" else "prose"
 
 
 def _method(mode: str, record: dict) -> str:
@@ -164,6 +184,15 @@ def _reformat(p: PhaseRun) -> dict:
             if rec["id"] in done:
                 continue
             method = _method(recipe.reformat.mode, rec)
+            if method == "answer":
+                trace, rule = answer_trace(rec) if rec["domain"] == "math" else (None, "none")
+                reason = NO_STATED_ANSWER if trace is None else structure_problem(trace)
+                row = {**rec, "reformat_method": "answer", "answer_rule": rule}
+                if reason:
+                    rw.write({**row, "reason": reason})
+                else:
+                    w.write({**row, "trace": trace})
+                continue
             if rec["domain"] == "math" and last_boxed(rec.get("response")) is None:
                 # nothing to preserve and nothing filter could verify: do not pay for a rewrite
                 rw.write({**rec, "reformat_method": method, "reason": NO_ANSWER})
@@ -186,6 +215,7 @@ def _reformat(p: PhaseRun) -> dict:
     counts = {
         "in": n_in, "out": len(records),
         "methods": dict(Counter(r["reformat_method"] for r in records)),
+        "answer_rules": dict(Counter(r["answer_rule"] for r in records + rejected if "answer_rule" in r)),
         "rejected": dict(Counter(_reason_kind(r["reason"]) for r in rejected)),
         "failed_api": len(ph.ids("failed") - settled),
         "prompt_tokens": prompt, "completion_tokens": completion, "attempts": usage.get("attempts", 0),

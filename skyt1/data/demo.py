@@ -94,6 +94,11 @@ EVAL_SEED = 1_000_003
 EVAL_COUNT = 60
 
 
+def math_eval_problems() -> list[dict]:
+    """The held-out demo_math problems (fixed seed)."""
+    return math_problems(EVAL_COUNT, seed=EVAL_SEED)
+
+
 def math_problems(count: int, seed: int = 0) -> list[dict]:
     """Rows {key, question, answer, solution, kind}; the solution ends with the answer in \\boxed{}."""
     rng = random.Random(f"skyt1-demo-math-{seed}")
@@ -104,6 +109,86 @@ def math_problems(count: int, seed: int = 0) -> list[dict]:
         solution = "\n\n".join(steps) + f"\n\nTherefore, the answer is $\\boxed{{{answer}}}$."
         rows.append({"key": f"{i:05d}", "kind": kind, "question": question, "answer": answer, "solution": solution})
     return rows
+
+
+# ------------------------------------------------------------------------------------------- arithmetic
+# Problems a 135M-parameter instruct model (the real demo's SmolLM2) sometimes gets right: one operation
+# on small numbers, bare or in a sentence. Rejection sampling needs exactly that: several samples per
+# problem, some right, some wrong. Varied wording and names keep the problem space large, so the held-out
+# set and the training problems never share a question.
+
+_NAMES = ["Tom", "Anna", "Sam", "Lily", "Ben", "Mia", "Max", "Zoe", "Leo", "Emma", "Noah", "Ella"]
+_THINGS = ["apples", "books", "coins", "pencils", "stickers", "marbles", "cards", "shells", "stamps", "cookies"]
+_BOXES = [("boxes", "box"), ("bags", "bag"), ("baskets", "basket"), ("jars", "jar"), ("shelves", "shelf")]
+
+
+def _sum(rng: random.Random) -> tuple[str, list[str], str]:
+    a, b = rng.randint(2, 20), rng.randint(2, 9)
+    q = rng.choice(["What is {a} + {b}?", "Compute ${a} + {b}$.", "What is the sum of {a} and {b}?",
+                    "Add {a} and {b}."]).format(a=a, b=b)
+    return q, [f"${a} + {b} = {a + b}$."], str(a + b)
+
+
+def _product(rng: random.Random) -> tuple[str, list[str], str]:
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    q = rng.choice(["What is {a} \\times {b}?", "Compute ${a} \\times {b}$.", "What is {a} times {b}?",
+                    "What is the product of {a} and {b}?", "Multiply {a} by {b}."]).format(a=a, b=b)
+    return q, [f"${a} \\times {b} = {a * b}$."], str(a * b)
+
+
+def _double(rng: random.Random) -> tuple[str, list[str], str]:
+    a = rng.randint(2, 50)
+    q = rng.choice(["What is twice {a}?", "What is double {a}?", "What is {a} multiplied by 2?"]).format(a=a)
+    return q, [f"Twice {a} is ${a} \\times 2 = {2 * a}$."], str(2 * a)
+
+
+def _gets_more(rng: random.Random) -> tuple[str, list[str], str]:
+    name, thing = rng.choice(_NAMES), rng.choice(_THINGS)
+    a, b = rng.randint(2, 20), rng.randint(2, 12)
+    verb = rng.choice(["gets", "buys", "finds", "is given"])
+    q = f"{name} has {a} {thing} and {verb} {b} more. How many {thing} does {name} have now?"
+    return q, [f"{name} starts with {a} {thing} and adds {b}: ${a} + {b} = {a + b}$."], str(a + b)
+
+
+def _groups(rng: random.Random) -> tuple[str, list[str], str]:
+    (boxes, box), thing = rng.choice(_BOXES), rng.choice(_THINGS)
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    q = f"There are {a} {boxes} with {b} {thing} in each {box}. How many {thing} are there in total?"
+    return q, [f"{a} {boxes} of {b} {thing} each make ${a} \\times {b} = {a * b}$ {thing}."], str(a * b)
+
+
+ARITH_KINDS: list[tuple[str, Callable]] = [
+    ("sum", _sum), ("product", _product), ("double", _double), ("gets_more", _gets_more), ("groups", _groups),
+]
+
+# The demo_arith benchmark: held-out problems of the same kinds; training sets never contain its questions.
+ARITH_EVAL_SEED = 1_000_033
+ARITH_EVAL_COUNT = 200
+
+
+def _arith(count: int, seed: int, exclude: frozenset[str] = frozenset()) -> list[dict]:
+    rng = random.Random(f"skyt1-demo-arith-{seed}")
+    rows, seen = [], set(exclude)
+    while len(rows) < count:
+        kind, make = ARITH_KINDS[len(rows) % len(ARITH_KINDS)]
+        question, steps, answer = make(rng)
+        if question in seen:
+            continue
+        seen.add(question)
+        solution = "\n\n".join(steps) + f"\n\nThe final answer is $\\boxed{{{answer}}}$."
+        rows.append({"key": f"{len(rows):05d}", "kind": kind, "question": question, "answer": answer,
+                     "solution": solution})
+    return rows
+
+
+def arith_eval_problems() -> list[dict]:
+    """The held-out demo_arith problems (fixed seed)."""
+    return _arith(ARITH_EVAL_COUNT, ARITH_EVAL_SEED)
+
+
+def arith_problems(count: int, seed: int = 0) -> list[dict]:
+    """Training problems {key, question, answer, solution, kind}: none is a question of the held-out set."""
+    return _arith(count, seed, frozenset(r["question"] for r in arith_eval_problems()))
 
 
 # ------------------------------------------------------------------------------------------------- code

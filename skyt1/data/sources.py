@@ -90,7 +90,8 @@ def _demo(recipe: Recipe, src: Source, out: Loaded) -> None:
             out.problems.append(problem(src, r["key"], r["question"], tests=r["tests"], solution=r["solution"],
                                         meta={"row": int(r["key"]), "kind": r["kind"]}))
     else:
-        for r in _window(src, demo.math_problems(count, recipe.seed)):
+        make = demo.arith_problems if src.subset == "arith" else demo.math_problems
+        for r in _window(src, make(count, recipe.seed)):
             out.problems.append(problem(src, r["key"], r["question"], reference=r["answer"],
                                         solution=r["solution"], meta={"row": int(r["key"]), "kind": r["kind"]}))
 

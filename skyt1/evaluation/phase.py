@@ -40,6 +40,31 @@ def system_prompt(recipe: Recipe, model: str) -> str | None:
     return prompts.system_prompt_for(model)
 
 
+def eval_tasks(recipe: Recipe, system: str | None) -> tuple[list, dict[str, str]]:
+    """The recipe's benchmarks as tasks with their prompts (and those it skipped, with why)."""
+    ev = recipe.eval
+    tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
+                                prompt_mode=ev.prompt_mode or recipe.prompts.user, system_prompt=system,
+                                skip_unavailable=ev.skip_unavailable)
+    if not tasks:
+        raise EvalError(f"no benchmark of eval.benchmarks could be loaded: {skipped}")
+    return tasks, skipped
+
+
+def evaluate_engine(recipe: Recipe, engine, tasks: list, skipped: dict[str, str], out, *, progress: bool = True,
+                    shard: Shard = Shard(), locked: bool = False) -> dict:
+    """The recipe's eval settings (sampling, n, scoring) on `tasks` against a running engine, into `out`: the
+    phase's trained model, and the demo's base model under the same settings (skyt1.demo)."""
+    ev = recipe.eval
+    s = ev.sampling
+    sampling = Sampling(s.temperature, s.top_p, s.max_tokens, s.seed)
+    n = {t.name: ev.n.get(t.name, s.n) for t in tasks}
+    f = recipe.filter
+    scoring = Scoring(f.workers, f.code_timeout_s, f.memory_mb, f.allow_unsandboxed)
+    return evaluate(engine, tasks, output_dir=out, n=n, sampling=sampling, scoring=scoring, progress=progress,
+                    skipped=skipped, extra_config={"recipe": recipe.name}, shard=shard, locked=locked)
+
+
 def run(recipe: Recipe, run: RunDir, *, force: bool = False, progress: bool = True, shard: str | None = None) -> dict:
     cfg = engine_config(recipe)
     part = Shard.parse(shard)
@@ -61,22 +86,11 @@ def _evaluate(p: PhaseRun, part: Shard, progress: bool) -> dict:
         model = staged_model(model, p.inputs.get("train") or "final")
     else:
         model = recipe.resolve_path(cfg.model) if cfg.model.startswith(".") else cfg.model
-    tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
-                                prompt_mode=ev.prompt_mode or recipe.prompts.user,
-                                system_prompt=system_prompt(recipe, model), skip_unavailable=ev.skip_unavailable)
-    if not tasks:
-        raise EvalError(f"no benchmark of eval.benchmarks could be loaded: {skipped}")
+    tasks, skipped = eval_tasks(recipe, system_prompt(recipe, model))
     from skyt1.engines import make_engine
 
-    s = ev.sampling
-    sampling = Sampling(s.temperature, s.top_p, s.max_tokens, s.seed)
-    n = {t.name: ev.n.get(t.name, s.n) for t in tasks}
-    f = recipe.filter
-    scoring = Scoring(f.workers, f.code_timeout_s, f.memory_mb, f.allow_unsandboxed)
     with make_engine(cfg, model=model) as engine:
-        summary = evaluate(engine, tasks, output_dir=p.dir, n=n, sampling=sampling, scoring=scoring,
-                           progress=progress, skipped=skipped, extra_config={"recipe": recipe.name},
-                           shard=part, locked=True)
+        summary = evaluate_engine(recipe, engine, tasks, skipped, p.dir, progress=progress, shard=part, locked=True)
     missing = sum(b["missing_samples"] for b in summary["benchmarks"].values())
     counts = {name: {"samples": b["scores"]["samples"], "accuracy": b["scores"]["accuracy"],
                      "stderr": b["scores"]["stderr"], "missing": b["missing_samples"]}
