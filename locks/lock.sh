@@ -12,7 +12,7 @@ uv=${UV:-uv}
 python=3.11 platform=x86_64-manylinux_2_28
 out=locks/$name.txt
 args=(pip compile -q pyproject.toml --python-version "$python" --python-platform "$platform" --generate-hashes
-      --no-header -o "$out")
+      --no-header --overrides locks/overrides.in -o "$out")
 for e in $extras; do args+=(--extra "$e"); done
 for p in $omit; do args+=(--no-emit-package "$p"); done
 device=any
