@@ -273,7 +273,8 @@ class EvalConfig(Strict):
     prompt_mode: PromptSet | None = None  # None: the training prompts (`prompts.user`)
     # "auto": the training system prompt (`prompts.system`) for the trained model, else the model family's.
     system_prompt: SystemPromptName | Literal["auto"] = "auto"
-    limit: Count | None = None
+    limit: Count | None = None  # the first K problems of every benchmark
+    limits: dict[str, Count] = Field(default_factory=dict)  # per-benchmark override of `limit`
     data_dir: str | None = None
     skip_unavailable: bool = False  # evaluate what can be loaded; list the rest (with why) in the summary
 
@@ -282,7 +283,7 @@ class EvalConfig(Strict):
     def _known_benchmarks(cls, names: list[str]) -> list[str]:
         return _check_benchmarks(names)
 
-    @field_validator("n")
+    @field_validator("n", "limits")
     @classmethod
     def _n_names_benchmarks(cls, n: dict[str, int], info: ValidationInfo) -> dict[str, int]:
         from skyt1.data.benchmarks import parse_name
@@ -552,7 +553,8 @@ def summarize(recipe: Recipe) -> str:
         f"  teacher: {recipe.distill.engine.model} on {recipe.distill.engine.backend}, "
         f"n={recipe.distill.sampling.n}, T={recipe.distill.sampling.temperature}, "
         f"max_tokens={recipe.distill.sampling.max_tokens}",
-        f"  reformat: {recipe.reformat.mode} ({recipe.reformat.api.model})",
+        f"  reformat: {recipe.reformat.mode}"
+        + (f" ({recipe.reformat.api.model})" if recipe.reformat.mode in ("llm", "auto") else " (code)"),
         f"  mixture: {', '.join(f'{k}={v}' for k, v in recipe.assemble.mixture.items())}",
         f"  train: {t.base_model}, {t.finetuning_type}, cutoff {t.cutoff_len}, global batch {global_batch}, "
         f"lr {t.learning_rate}, {t.num_train_epochs:g} epochs, deepspeed {t.deepspeed}",

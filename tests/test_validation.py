@@ -46,6 +46,8 @@ def invoke(*args: str):
     ("assemble.decontam_benchmarks", ["aime24", "gpqa_diamnd"], "assemble.decontam_benchmarks: unknown benchmark"),
     ("eval.n", {"aime": 2, "math50": 4}, "eval.n: unknown benchmark 'math50'"),
     ("eval.n", {"gsm8k": 2}, "eval.n: 'gsm8k' is not one of eval.benchmarks"),
+    ("eval.limits", {"gsm8k": 2}, "eval.limits: 'gsm8k' is not one of eval.benchmarks"),
+    ("eval.limits.aime24", 0, "eval.limits.aime24: Input should be greater than or equal to 1 (got 0)"),
     ("train.save_total_limit", 1, "train.save_total_limit: Input should be greater than or equal to 2"),
     ("sources.0.end", 0, "sources.0.end: Input should be greater than or equal to 1"),
 ])

@@ -401,13 +401,14 @@ def load_tasks(
     *,
     data_dir: str | Path | None = None,
     limit: int | None = None,
+    limits: dict[str, int] | None = None,
     prompt_mode: str = "skyt1",
     system_prompt: str | None = None,
     skip_unavailable: bool = False,
 ) -> tuple[list[Task], dict[str, str]]:
     """Every requested benchmark, loaded before any generation starts. A benchmark that cannot be loaded
     (gated, offline, missing file) fails the whole call, or with `skip_unavailable` is returned in
-    `skipped` with the reason and what to do."""
+    `skipped` with the reason and what to do. `limits` overrides `limit` per benchmark name."""
     tasks, skipped, seen = [], {}, set()
     for name in names:
         spec = parse_name(name)
@@ -415,7 +416,8 @@ def load_tasks(
             continue
         seen.add(spec.name)
         try:
-            tasks.append(load_task(name, data_dir=data_dir, limit=limit, prompt_mode=prompt_mode,
+            tasks.append(load_task(name, data_dir=data_dir, limit=(limits or {}).get(spec.name, limit),
+                                   prompt_mode=prompt_mode,
                                    system_prompt=system_prompt))
         except DatasetUnavailable as e:
             if not skip_unavailable:

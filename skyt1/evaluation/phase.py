@@ -44,6 +44,7 @@ def eval_tasks(recipe: Recipe, system: str | None) -> tuple[list, dict[str, str]
     """The recipe's benchmarks as tasks with their prompts (and those it skipped, with why)."""
     ev = recipe.eval
     tasks, skipped = load_tasks(ev.benchmarks, data_dir=recipe.resolve_path(ev.data_dir), limit=ev.limit,
+                                limits=ev.limits,
                                 prompt_mode=ev.prompt_mode or recipe.prompts.user, system_prompt=system,
                                 skip_unavailable=ev.skip_unavailable)
     if not tasks:

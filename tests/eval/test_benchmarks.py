@@ -50,6 +50,8 @@ def test_aliases_limit_and_env_data_dir(data_dir, monkeypatch):
     assert [t.name for t in tasks] == ["aime24", "math500"] and not skipped
     assert all(len(t.problems) == 3 for t in tasks)
     assert tasks[1].problems[0].difficulty == "2"  # MATH level
+    tasks, _ = load_tasks(["aime", "math500"], limit=3, limits={"math500": 5})  # per-benchmark override
+    assert [len(t.problems) for t in tasks] == [3, 5]
 
 
 def test_minerva_target_is_the_boxed_answer_not_the_solution(data_dir):
