@@ -132,7 +132,7 @@ def _read_jsonl(ph: PhaseDir, name: str) -> list[dict]:
     except FileNotFoundError:
         return []
     out = []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): JSON strings may hold U+2028
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:

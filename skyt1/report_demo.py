@@ -30,7 +30,7 @@ def eval_samples(folder: Path) -> dict[str, dict[str, list[dict]]]:
     out: dict[str, dict[str, list[dict]]] = {}
     for path in sorted(folder.glob("*/samples.jsonl")) if folder.is_dir() else []:
         by_problem: dict[str, list[dict]] = defaultdict(list)
-        for line in path.read_text().splitlines():
+        for line in path.read_text().split("\n"):  # not splitlines(): JSON strings may hold U+2028
             try:
                 row = json.loads(line)
             except ValueError:

@@ -485,7 +485,9 @@ class PhaseDir:
             raise StoreError(f"{where}: corrupt shard (not UTF-8: {e}); it was not written by skyt1's atomic "
                              f"writer. {fix[0].upper()}{fix[1:]}") from None
         out = []
-        for n, line in enumerate(text.splitlines(), 1):
+        # Split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and the like, which JSON
+        # written with ensure_ascii=False keeps raw inside strings (a model's output can hold them).
+        for n, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:

@@ -64,6 +64,11 @@ _CHAT = [
 ]
 
 
+# Qwen2's pre-tokenization pattern (digits one at a time), as Qwen2.5's tokenizer.json has it.
+QWEN2_PRETOKENIZE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                     r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
 def _corpus(n_lines: int = 3000) -> list[str]:
     """Deterministic training text for the tokenizer (independent of the model seed)."""
     rng = random.Random(1234)
@@ -90,11 +95,27 @@ def _corpus(n_lines: int = 3000) -> list[str]:
 
 def build_tokenizer(vocab_size: int = 1024):
     """A transformers fast tokenizer: byte-level BPE trained on `_corpus()`, ChatML specials, Qwen2.5 template."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # Qwen2's own normalizer and pre-tokenizer: newer transformers load any qwen2 model's tokenizer as
+    # Qwen2Tokenizer, which rebuilds them from scratch; with others, the same prompt would tokenize
+    # differently in the generation environment than in the training one.
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,

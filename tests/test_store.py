@@ -44,7 +44,7 @@ def raw_records(phase, stream="records"):
     """Every line of every shard, duplicates included."""
     out = []
     for key in phase._shards(stream):
-        out += [json.loads(line) for line in phase.backend.read_bytes(key).decode().splitlines()]
+        out += [json.loads(line) for line in phase.backend.read_bytes(key).decode().split("\n") if line]
     return out
 
 
@@ -77,6 +77,19 @@ def test_ids_reads_a_shard_whose_sidecar_is_missing(run_uri):
     sidecar = [k for k in ph.backend.list("filter/records") if k.endswith(".ids")][0]
     ph.backend.delete(sidecar)
     assert ph.ids() == {f"a{i}" for i in range(6)}
+
+
+def test_text_with_unicode_line_separators_round_trips(run_uri):
+    """Model output can hold U+2028, U+2029 or U+0085 (JSON keeps them raw with ensure_ascii=False); they are
+    not record boundaries, also when resume reads the shard itself rather than its sidecar."""
+    text = "a\u2028b\u2029c\x85d\x1ce\r\nf"
+    ph = RunDir(run_uri).phase("distill")
+    with ph.writer("records", flush_every=2) as w:
+        w.write_many({"id": f"r{i}", "text": text} for i in range(3))
+    for sidecar in [k for k in ph.backend.list("distill/records") if k.endswith(".ids")]:
+        ph.backend.delete(sidecar)
+    assert ph.ids() == {"r0", "r1", "r2"}
+    assert [r["text"] for r in ph.records()] == [text] * 3
 
 
 def test_records_dedups_by_id_first_shard_wins(run_uri):

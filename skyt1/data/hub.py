@@ -45,7 +45,7 @@ def read_local(path: str | Path) -> list[dict]:
         where = "item"
     else:
         numbered, where = [], "line"
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
             if line.strip():
                 try:
                     numbered.append((n, json.loads(line)))

@@ -51,3 +51,33 @@ def test_cli_builds_model(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "m" / "skyt1_tiny.json").read_text())["seed"] == 3
     AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+
+
+TOKENIZE = """
+import json, sys
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+texts = json.loads(sys.stdin.read())
+print(json.dumps([tok(t, add_special_tokens=False)["input_ids"] for t in texts]))
+"""
+
+
+def test_prompts_tokenize_alike_in_the_training_and_generation_environments(tiny_dir, vllm_python):
+    """The two environments pin different transformers (the newer one loads any qwen2 tokenizer as
+    Qwen2Tokenizer); the tiny model's prompts must count the same tokens in both, as Qwen's do."""
+    import subprocess
+    import sys
+
+    texts = ["Find the number of pairs $(x, y)$ with x^2 + y = 2024 and 12345 < x.",
+             "<|im_start|>user\nWhat's 1/3 + 0.25?\n\n\n  Answer:\t42<|im_end|>\n",
+             "Caf\u00e9 na\u0131ve \u00e9 \ufb01 \u4e2d\u6587 \u2028 \U0001F600 <|begin_of_thought|>def f(n):\n    return n**2"]
+    runs = {}
+    for python in (sys.executable, str(vllm_python)):
+        out = subprocess.run([python, "-c", TOKENIZE, str(tiny_dir)], input=json.dumps(texts),
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[python] = json.loads(out.stdout.strip().splitlines()[-1])
+    first, second = runs.values()
+    assert first == second
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    assert tok.convert_ids_to_tokens(first[0])[-8:-3] == ["1", "2", "3", "4", "5"]  # digits one at a time, as Qwen

@@ -60,7 +60,7 @@ def _interrupt_when(proc: subprocess.Popen, ready, sig: int, log: Path, timeout_
 def _shard_rows(folder: Path) -> list[dict]:
     """Every row of the store's immutable shards in `folder` (duplicates included, unlike the store's reader)."""
     return [json.loads(line) for shard in sorted(folder.glob("part-*.jsonl"))
-            for line in shard.read_text().splitlines() if line.strip()]
+            for line in shard.read_text().split("\n") if line.strip()]
 
 
 @pytest.fixture
