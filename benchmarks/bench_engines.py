@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from skyt1.engines import Request, SamplingParams  # noqa: E402
 from skyt1.engines.hf import HFEngine  # noqa: E402
-from skyt1.engines.vllm import CPU_KV_CACHE_BYTES, VLLMEngine, find_vllm_python  # noqa: E402
+from skyt1.engines.vllm import CPU_KV_CACHE_BYTES, VLLMEngine, find_vllm_python, server_env  # noqa: E402
 
 OFFLINE = Path(__file__).with_name("vllm_offline.py")
 TEMPERATURE, TOP_P = 0.7, 0.95
@@ -55,7 +55,7 @@ def vllm_server(model: str, dtype: str, messages, max_tokens: int) -> dict:
     try:
         start_s = time.perf_counter() - t0
         return {**_timed(engine, messages, max_tokens), "start_s": round(start_s, 1), "device": engine.device,
-                "vllm": engine.version}
+                "vllm": engine.version, "cpu_threads_bind": engine.info()["cpu_threads_bind"]}
     finally:
         engine.close()
 
@@ -67,7 +67,7 @@ def vllm_offline(model: str, dtype: str, messages, max_tokens: int, device: str)
         engine.update(enforce_eager=True, kv_cache_memory_bytes=CPU_KV_CACHE_BYTES)
     cfg = {"model": model, "engine": engine, "messages": messages,
            "sampling": {"temperature": TEMPERATURE, "top_p": TOP_P, "max_tokens": max_tokens}}
-    env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    env = server_env(device, 1)  # the server's environment too (on a small CPU: every core to the worker)
     out = subprocess.run([find_vllm_python(), str(OFFLINE)], input=json.dumps(cfg), capture_output=True,
                          text=True, env=env, timeout=3600)
     if out.returncode != 0:

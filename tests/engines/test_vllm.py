@@ -143,6 +143,28 @@ def test_info_records_version_server_arguments_and_seed_policy(engine, vllm_mode
     assert args[args.index("--data-parallel-size") + 1] == "1"
     assert "--port" not in args and "--host" not in args  # nothing that changes from run to run
     assert info["concurrency"] >= 256  # the server's scheduler, not the client, decides what runs together
+    cpus = sorted(os.sched_getaffinity(0))
+    if "VLLM_CPU_OMP_THREADS_BIND" not in os.environ and len(cpus) <= 4:  # CI: 2 cores
+        assert info["cpu_threads_bind"] == ",".join(map(str, cpus))
+
+
+@pytest.mark.parametrize("device, ranks, cores, preset, expected", [
+    ("cpu", 1, 2, None, "0,1"),            # a small CPU: the one worker gets every core
+    ("cpu", 1, 4, None, "0,1,2,3"),
+    ("cpu", 1, 16, None, None),            # a big one: vLLM's own NUMA-aware binding
+    ("cpu", 2, 2, None, None),             # several workers: vLLM splits the cores itself
+    ("cuda", 1, 2, None, None),
+    ("cpu", 1, 2, "0", "0"),               # the user's setting stands
+])
+def test_cpu_thread_binding(monkeypatch, device, ranks, cores, preset, expected):
+    from skyt1.engines.vllm import CPU_BIND_ENV, server_env
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    if preset is None:
+        monkeypatch.delenv(CPU_BIND_ENV, raising=False)
+    else:
+        monkeypatch.setenv(CPU_BIND_ENV, preset)
+    assert server_env(device, ranks).get(CPU_BIND_ENV) == expected
 
 
 def test_max_tokens_beyond_the_context_are_capped_not_refused(engine):
