@@ -23,7 +23,7 @@ from skyt1.protocol import PhaseRun, run_phase
 from skyt1.recipe import Recipe
 from skyt1.report_assets import svg
 from skyt1.report_assets.style import CSS
-from skyt1.store import PhaseDir, RunDir, StoreError, canonical_digest
+from skyt1.store import PhaseDir, RunDir, StoreError, canonical_digest, jsonl_lines
 
 NAME = "report"
 PIPELINE = tuple(p for p in PHASES if p != NAME)
@@ -132,7 +132,7 @@ def _read_jsonl(ph: PhaseDir, name: str) -> list[dict]:
     except FileNotFoundError:
         return []
     out = []
-    for line in text.split("\n"):  # not splitlines(): JSON strings may hold U+2028
+    for line in jsonl_lines(text):
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:

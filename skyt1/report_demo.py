@@ -15,7 +15,7 @@ from pathlib import Path
 
 from skyt1.report import Chart, Code, Section, Table, Text
 from skyt1.report_assets import svg
-from skyt1.store import RunDir
+from skyt1.store import RunDir, jsonl_lines
 
 BASE_EVAL = "base_eval"
 CPU_FILE = "demo/cpu.json"  # written by skyt1.demo: CPU and wall seconds per step
@@ -30,7 +30,7 @@ def eval_samples(folder: Path) -> dict[str, dict[str, list[dict]]]:
     out: dict[str, dict[str, list[dict]]] = {}
     for path in sorted(folder.glob("*/samples.jsonl")) if folder.is_dir() else []:
         by_problem: dict[str, list[dict]] = defaultdict(list)
-        for line in path.read_text().split("\n"):  # not splitlines(): JSON strings may hold U+2028
+        for line in jsonl_lines(path.read_text()):
             try:
                 row = json.loads(line)
             except ValueError:

@@ -351,6 +351,12 @@ def jsonl_bytes(records: Iterable[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of JSONL text. Not str.splitlines(): that also breaks at U+2028, U+0085 and the like, which
+    JSON written with ensure_ascii=False (jsonl_bytes) keeps raw inside strings, and model output holds them."""
+    return text.split("\n")
+
+
 def canonical_digest(obj: Any) -> str:
     return content_digest(json.dumps(obj, sort_keys=True, separators=(",", ":")))
 
@@ -485,9 +491,7 @@ class PhaseDir:
             raise StoreError(f"{where}: corrupt shard (not UTF-8: {e}); it was not written by skyt1's atomic "
                              f"writer. {fix[0].upper()}{fix[1:]}") from None
         out = []
-        # Split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and the like, which JSON
-        # written with ensure_ascii=False keeps raw inside strings (a model's output can hold them).
-        for n, line in enumerate(text.split("\n"), 1):
+        for n, line in enumerate(jsonl_lines(text), 1):
             if not line.strip():
                 continue
             try:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from skyt1.store import RunDir, StoreError
+from skyt1.store import RunDir, StoreError, jsonl_lines
 
 # A writer process as a phase runs it: resume by skipping the ids already written, then write the rest.
 WRITER = """
@@ -44,7 +44,7 @@ def raw_records(phase, stream="records"):
     """Every line of every shard, duplicates included."""
     out = []
     for key in phase._shards(stream):
-        out += [json.loads(line) for line in phase.backend.read_bytes(key).decode().split("\n") if line]
+        out += [json.loads(line) for line in jsonl_lines(phase.backend.read_bytes(key).decode()) if line]
     return out
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from skyt1.store import jsonl_lines
+
 SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 
@@ -45,7 +47,7 @@ def read_local(path: str | Path) -> list[dict]:
         where = "item"
     else:
         numbered, where = [], "line"
-        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
+        for n, line in enumerate(jsonl_lines(text), 1):
             if line.strip():
                 try:
                     numbered.append((n, json.loads(line)))

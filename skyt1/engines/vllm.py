@@ -157,9 +157,10 @@ def server_env(device: str, ranks: int) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("VLLM_NO_USAGE_STATS", "1")  # nothing leaves the machine
     env.setdefault("DO_NOT_TRACK", "1")
-    cpus = sorted(os.sched_getaffinity(0))
-    if device == "cpu" and ranks == 1 and CPU_BIND_ENV not in env and len(cpus) <= SMALL_CPU_CORES:
-        # vLLM's automatic binding keeps one core for its front end: on 2 cores the worker gets half the
-        # machine (SmolLM2-135M: 157 tokens/s, 284 with both cores; benchmarks/RESULTS.md).
-        env[CPU_BIND_ENV] = ",".join(map(str, cpus))
+    if device == "cpu" and ranks == 1 and CPU_BIND_ENV not in env:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) <= SMALL_CPU_CORES:
+            # vLLM's automatic binding keeps one core for its front end: on 2 cores the worker gets half the
+            # machine (SmolLM2-135M: 157 tokens/s, 284 with both cores; benchmarks/RESULTS.md).
+            env[CPU_BIND_ENV] = ",".join(map(str, cpus))
     return env

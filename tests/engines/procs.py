@@ -1,10 +1,23 @@
-"""Process checks for the vLLM tests: which processes a test started, and that none of them outlive it."""
+"""Process checks for the vLLM tests: which processes a test started, and that none of them outlive it; and
+the `skyt1` command they start, with vLLM's environment."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from pathlib import Path
 
 import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+SKYT1 = [sys.executable, "-c", "import sys; from skyt1.cli import main; sys.exit(main())"]
+
+
+def skyt1_env(vllm_python: str) -> dict[str, str]:
+    """The environment for `SKYT1`: vLLM's Python, nothing from the hub, this checkout first on the path."""
+    return {**os.environ, "SKYT1_VLLM_PYTHON": vllm_python, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
 
 
 def family(pid: int) -> list[psutil.Process]:

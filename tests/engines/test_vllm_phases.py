@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,18 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skyt1.store import RunDir, output_dir
+from skyt1.store import RunDir, jsonl_lines, output_dir
 
-from .procs import command, describe, family, mentioning, wait_gone
+from .procs import REPO, SKYT1, command, describe, family, mentioning, skyt1_env, wait_gone
 
-REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
-SKYT1 = [sys.executable, "-c", "import sys; from skyt1.cli import main; sys.exit(main())"]
-
-
-def _env(vllm_python: str) -> dict[str, str]:
-    return {**os.environ, "SKYT1_VLLM_PYTHON": vllm_python, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
 
 
 def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -60,7 +52,7 @@ def _interrupt_when(proc: subprocess.Popen, ready, sig: int, log: Path, timeout_
 def _shard_rows(folder: Path) -> list[dict]:
     """Every row of the store's immutable shards in `folder` (duplicates included, unlike the store's reader)."""
     return [json.loads(line) for shard in sorted(folder.glob("part-*.jsonl"))
-            for line in shard.read_text().split("\n") if line.strip()]
+            for line in jsonl_lines(shard.read_text()) if line.strip()]
 
 
 @pytest.fixture
@@ -78,7 +70,7 @@ def test_distill_kill9_leaves_no_server_and_the_rerun_resumes(vllm_python, teach
                     "sampling": {"temperature": 0.7, "top_p": 1.0, "max_tokens": 256, "n": 8, "seed": 0},
                     "sources": ["demo_math"], "flush_every": 4},
     }))
-    run, env = tmp_path / "run", _env(vllm_python)
+    run, env = tmp_path / "run", skyt1_env(vllm_python)
     args = ["distill", "--recipe", str(recipe), "--run-dir", str(run)]
     phase = RunDir(str(run)).phase("distill")
     first = _start(args, env, tmp_path / "first.log")
@@ -107,7 +99,7 @@ def test_distill_kill9_leaves_no_server_and_the_rerun_resumes(vllm_python, teach
 
 @pytest.mark.skipif(not (DATA / "math500").is_dir(), reason="needs ../shared/data")
 def test_eval_ctrl_c_stops_the_server_cleanly_and_the_rerun_resumes(vllm_python, teacher, tmp_path):
-    out, env = tmp_path / "eval", _env(vllm_python)
+    out, env = tmp_path / "eval", skyt1_env(vllm_python)
     args = ["eval", "--backend", "vllm", "--model", str(teacher), "--dtype", "float32", "-b", "math500",
             "--data-dir", str(DATA), "--limit", "60", "--n", "8", "--max-tokens", "256", "-o", str(out),
             "--scoring-workers", "1", "--quiet"]
@@ -138,7 +130,7 @@ def test_eval_ctrl_c_stops_the_server_cleanly_and_the_rerun_resumes(vllm_python,
 
 
 def test_ctrl_c_while_the_server_loads_stops_it(vllm_python, teacher, tmp_path):
-    out, env = tmp_path / "eval", _env(vllm_python)
+    out, env = tmp_path / "eval", skyt1_env(vllm_python)
     args = ["eval", "--backend", "vllm", "--model", str(teacher), "--dtype", "float32", "-b", "demo_math",
             "--limit", "2", "-o", str(out), "--quiet"]
     first = _start(args, env, tmp_path / "first.log")

