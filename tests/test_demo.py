@@ -157,3 +157,23 @@ def test_demo_survives_sigkill_at_random_points(tmp_path):
     assert final.returncode == 0, final.stderr[-4000:]
     assert_report_complete(chaos)
     assert outcome(chaos) == expected
+
+
+def test_cpu_log_keeps_the_figures_of_a_step_a_resumed_run_skips(tmp_path):
+    from skyt1.demo import CpuLog
+
+    log = CpuLog(tmp_path)
+    with log.step("build model"):
+        sum(i * i for i in range(300_000))
+    first = log.data["phases"]["build model"]
+    assert first["cpu_s"] >= 0 and first["wall_s"] >= 0
+    resumed = CpuLog(tmp_path)  # a second run reads what the first one wrote
+    with resumed.step("build model", skipped=True):
+        pass
+    with resumed.step("train", skipped=True):  # skipped, but never measured before: measured now
+        pass
+    again = CpuLog(tmp_path).data["phases"]
+    assert again["build model"] == first and "train" in again
+    with CpuLog(tmp_path).step("build model"):  # done again for real: the new figures replace the old
+        time.sleep(0.2)
+    assert CpuLog(tmp_path).data["phases"]["build model"]["wall_s"] >= 0.2
