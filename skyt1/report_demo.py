@@ -72,7 +72,8 @@ def _where_answers_were(samples: dict[str, list[dict]]) -> Counter:
     for rows in samples.values():
         for r in rows:
             verdict = r.get("verdict") if isinstance(r.get("verdict"), dict) else r
-            rule = verdict.get("extraction") or ("no answer" if verdict.get("status") == "no_answer" else "-")
+            status = verdict.get("status")
+            rule = verdict.get("extraction") or {"no_answer": "no answer", "timeout": "scorer timed out"}.get(status, "-")
             c[rule] += 1
     return c
 

@@ -1,7 +1,8 @@
 """ScoringPool: score many responses in parallel while the caller keeps working.
 
 Math runs in worker processes (Math-Verify's signal-based timeouts need a main thread, and sympy can hang):
-each item gets a hard timeout, after which its worker is killed and replaced and the verdict is `timeout`.
+each item gets a hard timeout (counted once its worker has imported what it needs), after which the worker
+is killed and replaced and the verdict is `timeout`.
 Code runs in long-lived sandboxes (one per worker); those are subprocesses, so a thread per job keeps all
 cores busy. The isolation code runs under is decided once per pool (`code_isolation()`), before the first
 code item: on a cloud node without bubblewrap it raises SandboxUnavailable unless `allow_unsandboxed`.
@@ -18,7 +19,10 @@ import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from skyt1.scoring.math_worker import READY
 from skyt1.scoring.registry import MATH_TIMEOUT_S, check_kind, invalid, score_in_thread, verdict
+
+WORKER_START_TIMEOUT_S = 120.0
 
 
 class _MathProcess:
@@ -27,10 +31,21 @@ class _MathProcess:
     def __init__(self):
         self.proc = subprocess.Popen([sys.executable, "-m", "skyt1.scoring.math_worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.ready = False
+
+    def _wait_ready(self) -> bool:
+        """Wait (apart from any item's time limit) for the worker's imports: on a CPU busy with generation
+        they take seconds, and charged to the first item they turned right answers into timeouts."""
+        if not self.ready:
+            ready, _, _ = select.select([self.proc.stdout], [], [], WORKER_START_TIMEOUT_S)
+            self.ready = bool(ready) and self.proc.stdout.readline().strip() == READY
+        return self.ready
 
     def call(self, args: tuple, kw: dict, timeout_s: float) -> dict | None:
         """The verdict, or None when the item ran out of time or the worker died (it is then dead)."""
         try:
+            if not self._wait_ready():
+                raise OSError("the math worker did not start")
             self.proc.stdin.write(json.dumps({"args": list(args), "kw": kw}) + "\n")
             self.proc.stdin.flush()
             ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)

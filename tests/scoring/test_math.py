@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from skyt1.scoring import extract_math_answer, score
@@ -65,6 +67,22 @@ def test_sympy_hang_is_a_timeout_not_a_crash():
     verdict = score("math", "\\boxed{9^{9^{9^{9^{9}}}}}", "10^{10^{10^{10}}}", timeout_s=2)
     assert verdict["status"] == "timeout" and verdict["correct"] is False
     assert score("math", "\\boxed{4}", "4")["correct"] is True  # the pool recovered
+
+
+def test_a_slow_starting_worker_does_not_time_out_its_first_item(tmp_path, monkeypatch):
+    """A CPU busy with generation slows the math worker's imports; they used to count against the first
+    item's time limit, so right answers came back as timeouts (4 of 200 in one demo run)."""
+    from skyt1.scoring import ScoringPool
+
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(2.5)\n")  # runs at every start
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    with ScoringPool(workers=1, timeout_s=1) as pool:
+        first = pool.submit("math", "The final answer is $\\boxed{2 \\times 7 = 14}$.", "14").result()
+        hang = pool.submit("math", "\\boxed{9^{9^{9^{9^{9}}}}}", "10^{10^{10^{10}}}").result()
+        after = pool.submit("math", "\\boxed{11 + 3}", "14").result()  # a fresh worker, slow to start again
+    assert (first["status"], first["correct"]) == ("passed", True), first
+    assert hang["status"] == "timeout"  # the item's own limit still holds
+    assert (after["status"], after["correct"]) == ("passed", True), after
 
 
 @pytest.mark.parametrize("response,reference", [(None, "1"), ("\\boxed{1}", ""), ("\\boxed{1}", None)])
