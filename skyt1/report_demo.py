@@ -66,14 +66,16 @@ def compare(base: dict[str, list[dict]], trained: dict[str, list[dict]]) -> dict
             "z": d_acc / d_se if d_se > 0 else (math.inf if d_acc > 0 else 0.0)}
 
 
+_UNEXTRACTED = {"no_answer": "no answer", "timeout": "scorer timed out"}  # labels for samples with no extraction
+
+
 def _where_answers_were(samples: dict[str, list[dict]]) -> Counter:
     """How the scorer found each answer (its `extraction` rule when it records one)."""
     c: Counter = Counter()
     for rows in samples.values():
         for r in rows:
             verdict = r.get("verdict") if isinstance(r.get("verdict"), dict) else r
-            status = verdict.get("status")
-            rule = verdict.get("extraction") or {"no_answer": "no answer", "timeout": "scorer timed out"}.get(status, "-")
+            rule = verdict.get("extraction") or _UNEXTRACTED.get(verdict.get("status"), "-")
             c[rule] += 1
     return c
 

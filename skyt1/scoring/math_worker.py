@@ -1,6 +1,7 @@
 """A math worker process: `python -m skyt1.scoring.math_worker` reads one JSON request per line on stdin
-({"args": [response, reference], "kw": {...}}) and writes one verdict per line on stdout, after a first line saying it is ready. Math-Verify's
-signal-based timeouts work here because each item runs in this process's main thread."""
+({"args": [response, reference], "kw": {...}}) and writes one verdict per line on stdout, after a first line
+saying it is ready. Math-Verify's signal-based timeouts work here because each item runs in this process's
+main thread."""
 
 from __future__ import annotations
 
